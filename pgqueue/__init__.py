@@ -1,0 +1,46 @@
+"""pgqueue: a Postgres-native background task queue for Python and Django."""
+
+from __future__ import annotations
+
+from pgqueue.app import App
+from pgqueue.context import JobContext
+from pgqueue.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    EnqueueError,
+    InvalidArguments,
+    InvalidName,
+    InvalidPriority,
+    InvalidSchedule,
+    JobNotFound,
+    PayloadTooLarge,
+    PgQueueError,
+    Retry,
+    SchemaMissing,
+    UnknownTask,
+)
+from pgqueue.retry import RetryPolicy
+from pgqueue.tasks import Task
+from pgqueue.types import Job, JobState
+
+__all__ = [
+    "App",
+    "ConfigurationError",
+    "DatabaseUnavailable",
+    "EnqueueError",
+    "InvalidArguments",
+    "InvalidName",
+    "InvalidPriority",
+    "InvalidSchedule",
+    "Job",
+    "JobContext",
+    "JobNotFound",
+    "JobState",
+    "PayloadTooLarge",
+    "PgQueueError",
+    "Retry",
+    "RetryPolicy",
+    "SchemaMissing",
+    "Task",
+    "UnknownTask",
+]

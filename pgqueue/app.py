@@ -1,0 +1,160 @@
+"""The `App`: where tasks are registered, jobs deferred and inspected, and workers started."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, overload
+
+from pgqueue import store
+from pgqueue.db import Database, ExternalConnection, resolve_dsn
+from pgqueue.errors import ConfigurationError, JobNotFound, UnknownTask
+from pgqueue.retry import RetryPolicy, coerce_retry
+from pgqueue.tasks import DEFAULT_QUEUE, Task
+from pgqueue.types import Job, QueueStats
+from pgqueue.validation import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_QUEUE_NAME,
+    MAX_TASK_NAME,
+    check_name,
+    check_priority,
+)
+
+
+class App:
+    """One pgqueue application: a DSN, its pools and its registry of tasks.
+
+    `dsn` falls back to the PGQUEUE_DSN, then DATABASE_URL environment variables; nothing
+    connects until first use, so an `App` can be created at import time.
+    """
+
+    def __init__(
+        self, dsn: str | None = None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        pool_size: int = 10,
+    ) -> None:
+        self._dsn = dsn
+        self.max_payload_bytes = max_payload_bytes
+        self.pool_size = pool_size
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._db: Database | None = None
+
+    @property
+    def dsn(self) -> str:
+        return resolve_dsn(self._dsn)
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.dsn, max_size=self.pool_size)
+        return self._db
+
+    @overload
+    def task(self, func: Callable[..., Any], /) -> Task[Any, Any]: ...
+
+    @overload
+    def task(
+        self, *, name: str | None = ..., queue: str = ..., priority: int = ...,
+        retry: RetryPolicy | int | bool | None = ..., timeout: float | None = ...,
+        pass_context: bool = ...,
+    ) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
+
+    def task(
+        self, func: Callable[..., Any] | None = None, /, *, name: str | None = None,
+        queue: str = DEFAULT_QUEUE, priority: int = 0,
+        retry: RetryPolicy | int | bool | None = None, timeout: float | None = None,
+        pass_context: bool = False,
+    ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
+        """Register a function (sync or `async def`) as a task; usable with or without ()."""
+
+        def register(function: Callable[..., Any]) -> Task[Any, Any]:
+            task_name = check_name(
+                name or f"{function.__module__}.{function.__qualname__}", "task name",
+                MAX_TASK_NAME,
+            )
+            if timeout is not None and not timeout > 0:
+                raise ConfigurationError(f"timeout must be > 0 seconds, not {timeout!r}")
+            registered: Task[Any, Any] = Task(
+                app=self, func=function, name=task_name,
+                queue=check_name(queue, "queue", MAX_QUEUE_NAME),
+                priority=check_priority(priority), retry=coerce_retry(retry), timeout=timeout,
+                pass_context=pass_context,
+            )
+            existing = self.tasks.get(task_name)
+            if existing is not None and existing.func is not function:
+                raise ConfigurationError(f"two different functions are registered as {task_name!r}")
+            self.tasks[task_name] = registered
+            return registered
+
+        return register(func) if func is not None else register
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise UnknownTask(f"no task named {name!r} is registered (known: {known})") from None
+
+    def defer(
+        self, task_name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
+        *, connection: ExternalConnection | None = None, **options: Any,
+    ) -> int:
+        """Defer a registered task by name (the CLI's `defer`)."""
+        task = self.get_task(task_name).using(**options)
+        return task.defer(*args, connection=connection, **(kwargs or {}))
+
+    def get_job(self, job_id: int) -> Job:
+        job = self.db.run(store.get_job(job_id))
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return job
+
+    async def aget_job(self, job_id: int) -> Job:
+        job = await self.db.arun(store.get_job(job_id))
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return job
+
+    def list_jobs(
+        self, *, state: str | None = None, queue: str | None = None,
+        task_name: str | None = None, limit: int = 50,
+    ) -> list[Job]:
+        return self.db.run(
+            store.list_jobs(state=state, queue=queue, task_name=task_name, limit=limit)
+        )
+
+    def retry_job(self, job_id: int) -> bool:
+        """Queue a finished job again now; False if it is not finished (or does not exist)."""
+        return self.db.run(store.retry_job(job_id))
+
+    def cancel_job(self, job_id: int) -> str | None:
+        """Cancel a queued job, or ask the worker to abort a running one.
+
+        Returns 'cancelled', 'running' (abort requested) or None (already finished/unknown).
+        """
+        return self.db.run(store.cancel_job(job_id))
+
+    def queue_stats(self) -> list[QueueStats]:
+        return self.db.run(store.queue_stats())
+
+    def migrate(self) -> list[str]:
+        from pgqueue.migrate import apply_migrations
+
+        return apply_migrations(self.dsn)
+
+    def run_worker(self, **options: Any) -> int:
+        """Run a worker in this thread until stopped (or, with one_shot=True, until idle)."""
+        from pgqueue.worker.runner import Worker, WorkerOptions
+
+        return Worker(self, WorkerOptions(**options)).run()
+
+    async def arun_worker(self, **options: Any) -> int:
+        from pgqueue.worker.runner import Worker, WorkerOptions
+
+        return await Worker(self, WorkerOptions(**options)).arun()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+    async def aclose(self) -> None:
+        if self._db is not None:
+            await self._db.aclose()

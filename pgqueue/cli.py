@@ -1,0 +1,298 @@
+"""The `pgqueue` command line. `build_parser` is shared with the Django management command so
+both take exactly the same flags; every failure is one line on stderr and a named exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from pgqueue import store
+from pgqueue.app import App
+from pgqueue.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    EnqueueError,
+    JobNotFound,
+    MigrationInProgress,
+    PgQueueError,
+    SchemaMissing,
+)
+from pgqueue.logs import configure_logging
+from pgqueue.migrate import apply_migrations, full_sql, migration_files, pending_migrations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_DATABASE_UNAVAILABLE = 3
+EXIT_SCHEMA_MISSING = 4
+EXIT_BAD_APP = 5
+EXIT_NOT_FOUND = 6
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def load_app(reference: str) -> App:
+    """`module:attr` or `module.attr`; the current directory is importable, as with python -m."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    separator = ":" if ":" in reference else "."
+    module_name, _, attr = reference.rpartition(separator)
+    if not module_name or not attr:
+        raise CommandError(f"--app must look like module:attr, not {reference!r}", EXIT_BAD_APP)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise CommandError(f"cannot import --app module {module_name!r}: {exc}",
+                           EXIT_BAD_APP) from exc
+    app = getattr(module, attr, None)
+    if not isinstance(app, App):
+        raise CommandError(f"{reference!r} is not a pgqueue.App (got {type(app).__name__})",
+                           EXIT_BAD_APP)
+    return app
+
+
+def _csv(value: str) -> list[str]:
+    return [part for part in value.split(",") if part]
+
+
+def _aware_datetime(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError("--run-at needs a timezone, e.g. 2030-01-01T09:00+00:00")
+    return parsed
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None, *,
+                 with_connection_flags: bool = True) -> argparse.ArgumentParser:
+    """Add pgqueue's global flags and subcommands to `parser` (a new one if None)."""
+    parser = parser or argparse.ArgumentParser(
+        prog="pgqueue", description="Postgres-native task queue: run workers, inspect jobs.")
+    if with_connection_flags:
+        parser.add_argument("--app", default=os.environ.get("PGQUEUE_APP"),
+                            help="module:attr of your pgqueue.App (env PGQUEUE_APP)")
+        parser.add_argument("--dsn", default=None,
+                            help="database DSN (default: the app's, PGQUEUE_DSN, DATABASE_URL)")
+    parser.add_argument("--log-level", default=os.environ.get("PGQUEUE_LOG_LEVEL", "INFO"),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run jobs")
+    worker.add_argument("-q", "--queues", type=_csv, default=None,
+                        help="comma-separated queues (default: all)")
+    worker.add_argument("-c", "--concurrency", type=int, default=1)
+    worker.add_argument("-n", "--name", default=None)
+    mode = worker.add_mutually_exclusive_group()
+    mode.add_argument("--wait", dest="one_shot", action="store_false", default=False,
+                      help="keep waiting for jobs (default)")
+    mode.add_argument("--one-shot", dest="one_shot", action="store_true",
+                      help="run every due job, exit 0 when none is left")
+    worker.add_argument("--listen", action=argparse.BooleanOptionalAction, default=True,
+                        help="wake on NOTIFY (default) or only poll")
+    worker.add_argument("--poll-interval", type=float, default=5.0)
+    worker.add_argument("--shutdown-timeout", type=float, default=30.0)
+    worker.add_argument("--delete-jobs", choices=["never", "successful", "always"],
+                        default="never")
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the pgqueue schema")
+    migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+
+    defer = commands.add_parser("defer", help="enqueue a job of a registered task")
+    defer.add_argument("task")
+    defer.add_argument("json_args", nargs="?", default="{}",
+                       help='JSON object of keyword arguments or array of positional ones')
+    defer.add_argument("--queue", default=None)
+    defer.add_argument("--priority", type=int, default=None)
+    schedule = defer.add_mutually_exclusive_group()
+    schedule.add_argument("--delay", type=float, default=None, help="seconds from now")
+    schedule.add_argument("--run-at", type=_aware_datetime, default=None)
+
+    jobs = commands.add_parser("jobs", help="list jobs, newest first")
+    jobs.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    jobs.add_argument("--queue")
+    jobs.add_argument("--task")
+    jobs.add_argument("--limit", type=int, default=50)
+
+    for name, help_text in (("retry", "queue a finished job again"),
+                            ("cancel", "cancel a queued job or abort a running one")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("job_id", type=int)
+
+    stats = commands.add_parser("stats", help="per-queue counts and oldest waiting job")
+    stats.add_argument("--json", action="store_true")
+    commands.add_parser("healthcheck", help="exit 0 if the database and schema are ready")
+    return parser
+
+
+def run_command(args: argparse.Namespace, app: App, out: Callable[[str], None] = print) -> int:
+    handler = _HANDLERS[args.command]
+    try:
+        return handler(args, app, out)
+    except MigrationInProgress as exc:
+        raise CommandError(str(exc), EXIT_FAILURE) from exc
+    except SchemaMissing as exc:
+        raise CommandError(str(exc), EXIT_SCHEMA_MISSING) from exc
+    except DatabaseUnavailable as exc:
+        raise CommandError(str(exc), EXIT_DATABASE_UNAVAILABLE) from exc
+    except JobNotFound as exc:
+        raise CommandError(str(exc), EXIT_NOT_FOUND) from exc
+    except (EnqueueError, ConfigurationError) as exc:
+        raise CommandError(f"{type(exc).__name__}: {exc}", EXIT_USAGE) from exc
+
+
+def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    _require_schema(app)
+    return app.run_worker(
+        queues=args.queues, concurrency=args.concurrency, name=args.name,
+        one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
+        shutdown_timeout=args.shutdown_timeout, delete_jobs=args.delete_jobs)
+
+
+def _migrate(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    if args.sql:
+        out(full_sql())
+        return EXIT_OK
+    applied = apply_migrations(app.dsn)
+    out(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    return EXIT_OK
+
+
+def _defer(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    try:
+        payload = json.loads(args.json_args)
+    except ValueError as exc:
+        raise CommandError(f"JSON_ARGS is not valid JSON: {exc}", EXIT_USAGE) from exc
+    if isinstance(payload, dict):
+        positional, keywords = [], payload
+    elif isinstance(payload, list):
+        positional, keywords = payload, {}
+    else:
+        raise CommandError("JSON_ARGS must be a JSON object or array", EXIT_USAGE)
+    options = {key: value for key, value in (
+        ("queue", args.queue), ("priority", args.priority), ("delay", args.delay),
+        ("run_at", args.run_at)) if value is not None}
+    job_id = app.defer(args.task, positional, keywords, **options)
+    out(f"deferred job {job_id}")
+    return EXIT_OK
+
+
+def _jobs(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    rows = [(j.id, j.state, j.queue, j.task_name, f"{j.attempts}/{j.max_attempts}",
+             _time(j.run_at), _time(j.finished_at),
+             f"{j.error.type}: {j.error.message}"[:60] if j.error else "")
+            for j in app.list_jobs(state=args.state, queue=args.queue, task_name=args.task,
+                                   limit=args.limit)]
+    _table(out, ("id", "state", "queue", "task", "attempts", "run_at", "finished_at", "error"),
+           rows)
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    if not app.retry_job(args.job_id):
+        app.get_job(args.job_id)  # raises JobNotFound for an unknown id
+        raise CommandError(f"job {args.job_id} is not finished; only finished jobs can be "
+                           "retried", EXIT_FAILURE)
+    out(f"job {args.job_id} queued again")
+    return EXIT_OK
+
+
+def _cancel(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    state = app.cancel_job(args.job_id)
+    if state is None:
+        job = app.get_job(args.job_id)
+        raise CommandError(f"job {args.job_id} is already {job.state}", EXIT_FAILURE)
+    out(f"job {args.job_id} cancelled" if state == "cancelled"
+        else f"job {args.job_id} is running: abort requested")
+    return EXIT_OK
+
+
+def _stats(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    stats = app.queue_stats()
+    if args.json:
+        out(json.dumps([asdict(s) for s in stats]))
+        return EXIT_OK
+    _table(out, ("queue", "queued", "running", "succeeded", "failed", "cancelled",
+                 "oldest_waiting_s"),
+           [(s.queue, s.queued, s.running, s.succeeded, s.failed, s.cancelled,
+             "" if s.oldest_waiting_seconds is None else f"{s.oldest_waiting_seconds:.1f}")
+            for s in stats])
+    return EXIT_OK
+
+
+def _healthcheck(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    _require_schema(app)
+    out("ok: database reachable, schema up to date")
+    return EXIT_OK
+
+
+def _require_schema(app: App) -> None:
+    with app.db.connection() as conn:
+        pending = pending_migrations(conn)
+    if pending:
+        names = ", ".join(m.name for m in pending)
+        total = len(migration_files())
+        if len(pending) == total:
+            raise SchemaMissing("the pgqueue schema is missing: run `pgqueue migrate`")
+        raise SchemaMissing(f"the pgqueue schema is out of date (pending: {names}): "
+                            "run `pgqueue migrate`")
+    app.db.run(store.schema_exists())
+
+
+def _time(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else ""
+
+
+def _table(
+    out: Callable[[str], None], header: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    cells = [list(map(str, header)), *[list(map(str, row)) for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace, App, Callable[[str], None]], int]] = {
+    "worker": _worker, "migrate": _migrate, "defer": _defer, "jobs": _jobs, "retry": _retry,
+    "cancel": _cancel, "stats": _stats, "healthcheck": _healthcheck,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        app = load_app(args.app) if args.app else App()
+        if args.dsn:
+            app._dsn = args.dsn
+        code = run_command(args, app)
+    except CommandError as exc:
+        print(f"pgqueue: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ConfigurationError as exc:
+        print(f"pgqueue: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PgQueueError as exc:
+        print(f"pgqueue: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return code
+
+
+def entry_point() -> None:
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+        os._exit(code)  # a sync task that ignored its timeout must not keep the process alive
+    sys.exit(code)

@@ -1,0 +1,229 @@
+"""Connections to Postgres: pools, the LISTEN connection, and driver-error translation.
+
+This is the only module that imports psycopg. Everything else hands it a `Call` (a named query,
+its parameters and how to decode the rows) and gets typed values back, sync or async, so no
+query is written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import psycopg
+import psycopg.errors
+import psycopg_pool
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from pgqueue.errors import ConfigurationError, DatabaseUnavailable, SchemaMissing
+from pgqueue.queries import query
+
+T = TypeVar("T")
+Row = dict[str, Any]
+Connection = psycopg.Connection
+AsyncConnection = psycopg.AsyncConnection
+# A caller-supplied connection or cursor (psycopg's, or Django's wrapper around psycopg).
+ExternalConnection = Any
+
+JOBS_CHANNEL = "pgqueue_jobs"
+ABORT_CHANNEL = "pgqueue_abort"
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One named query, ready to run: the store builds these, `Database` executes them."""
+
+    query_name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    decode: Callable[[list[Row]], T] = lambda rows: rows  # type: ignore[assignment,return-value]
+
+    @property
+    def sql(self) -> str:
+        return query(self.query_name)
+
+
+def resolve_dsn(dsn: str | None) -> str:
+    """The DSN from the argument, else PGQUEUE_DSN, else DATABASE_URL."""
+    resolved = dsn or os.environ.get("PGQUEUE_DSN") or os.environ.get("DATABASE_URL")
+    if not resolved:
+        raise ConfigurationError(
+            "no database configured: pass dsn=..., or set PGQUEUE_DSN or DATABASE_URL"
+        )
+    return resolved
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn driver errors a caller can act on into pgqueue errors, keeping the cause."""
+    try:
+        yield
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName,
+            psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedObject) as exc:
+        raise SchemaMissing(f"pgqueue schema missing or out of date ({exc}); "
+                            "run `pgqueue migrate`") from exc
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        raise DatabaseUnavailable(f"database unavailable: {exc}".strip()) from exc
+
+
+def _execute_sync(cursor: Any, call: Call[T]) -> T:
+    cursor.execute(call.sql, call.params)
+    rows = cursor.fetchall() if cursor.description else []
+    if rows and not isinstance(rows[0], dict):
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in rows]
+    return call.decode(rows)
+
+
+def run_on(connection: ExternalConnection, call: Call[T]) -> T:
+    """Run a call on a caller's connection (or cursor), inside whatever transaction it has open."""
+    with translated_errors():
+        if hasattr(connection, "execute") and hasattr(connection, "fetchall"):
+            return _execute_sync(connection, call)
+        with connection.cursor() as cursor:
+            return _execute_sync(cursor, call)
+
+
+def connect(conninfo: str, *, autocommit: bool = True) -> Connection:
+    with translated_errors():
+        return psycopg.connect(conninfo, autocommit=autocommit, row_factory=dict_row)
+
+
+async def aconnect(conninfo: str, *, autocommit: bool = True) -> AsyncConnection:
+    with translated_errors():
+        return await psycopg.AsyncConnection.connect(
+            conninfo, autocommit=autocommit, row_factory=dict_row, prepare_threshold=1
+        )
+
+
+class Database:
+    """Lazily opened sync and async pools on one DSN; both run the same `Call` objects."""
+
+    def __init__(self, conninfo: str, *, max_size: int = 10) -> None:
+        self.conninfo = conninfo
+        self.max_size = max_size
+        self._pool: psycopg_pool.ConnectionPool | None = None
+        self._apool: psycopg_pool.AsyncConnectionPool | None = None
+
+    def _pool_kwargs(self) -> dict[str, Any]:
+        return {"autocommit": True, "row_factory": dict_row, "prepare_threshold": 1}
+
+    @property
+    def pool(self) -> psycopg_pool.ConnectionPool:
+        if self._pool is None:
+            self._pool = psycopg_pool.ConnectionPool(
+                self.conninfo, min_size=1, max_size=self.max_size, open=False,
+                kwargs=self._pool_kwargs(), timeout=10, name="pgqueue",
+            )
+            with translated_errors():
+                self._pool.open(wait=True, timeout=10)
+        return self._pool
+
+    async def apool(self) -> psycopg_pool.AsyncConnectionPool:
+        if self._apool is None:
+            apool = psycopg_pool.AsyncConnectionPool(
+                self.conninfo, min_size=1, max_size=self.max_size, open=False,
+                kwargs=self._pool_kwargs(), timeout=10, name="pgqueue-async",
+            )
+            with translated_errors():
+                await apool.open(wait=True, timeout=10)
+            self._apool = apool
+        return self._apool
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        with translated_errors(), self.pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def aconnection(self) -> AsyncIterator[AsyncConnection]:
+        pool = await self.apool()
+        with translated_errors():
+            async with pool.connection() as conn:
+                yield conn
+
+    def run(self, call: Call[T], connection: ExternalConnection | None = None) -> T:
+        if connection is not None:
+            return run_on(connection, call)
+        with self.connection() as conn:
+            return run_on(conn, call)
+
+    async def arun(self, call: Call[T], connection: AsyncConnection | None = None) -> T:
+        if connection is not None:
+            return await arun_on(connection, call)
+        async with self.aconnection() as conn:
+            return await arun_on(conn, call)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    async def aclose(self) -> None:
+        if self._apool is not None:
+            await self._apool.close()
+            self._apool = None
+
+
+async def arun_on(connection: AsyncConnection, call: Call[T]) -> T:
+    with translated_errors():
+        async with connection.cursor() as cursor:
+            await cursor.execute(call.sql, call.params)
+            rows = await cursor.fetchall() if cursor.description else []
+            return call.decode(rows)
+
+
+@asynccontextmanager
+async def atransaction(connection: AsyncConnection) -> AsyncIterator[None]:
+    with translated_errors():
+        async with connection.transaction():
+            yield
+
+
+class Listener:
+    """The dedicated LISTEN connection of a worker; `wait` returns the notifications that came."""
+
+    def __init__(self, conninfo: str, channels: tuple[str, ...]) -> None:
+        self.conninfo = conninfo
+        self.channels = channels
+        self._conn: AsyncConnection | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    async def connect(self) -> None:
+        await self.close()
+        conn = await aconnect(self.conninfo)
+        with translated_errors():
+            for channel in self.channels:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._conn = conn
+
+    async def wait(self, timeout: float) -> list[tuple[str, str]]:
+        """Notifications received within `timeout` seconds (returns as soon as one arrives)."""
+        assert self._conn is not None
+        received: list[tuple[str, str]] = []
+        with translated_errors():
+            async for notify in self._conn.notifies(timeout=timeout, stop_after=1):
+                received.append((notify.channel, notify.payload))
+        return received
+
+    async def ping(self, timeout: float) -> None:
+        """Prove the connection alive (a silently dead LISTEN socket would miss every wake-up)."""
+        assert self._conn is not None
+        with translated_errors():
+            try:
+                await asyncio.wait_for(self._conn.execute("SELECT 1"), timeout)
+            except TimeoutError as exc:
+                raise psycopg.OperationalError("listener ping timed out") from exc
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with suppress(psycopg.Error):
+                await conn.close()

@@ -1,0 +1,78 @@
+"""One exception tree for pgqueue: every error a caller can meet is a `PgQueueError`.
+
+The class docstring is the default message, so `raise UnknownTask()` still says something useful;
+driver errors are wrapped with `raise ... from` so the psycopg cause stays visible.
+"""
+
+from __future__ import annotations
+
+
+class PgQueueError(Exception):
+    """pgqueue error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigurationError(PgQueueError):
+    """pgqueue is misconfigured."""
+
+
+class DatabaseUnavailable(PgQueueError):
+    """The database cannot be reached."""
+
+
+class SchemaMissing(PgQueueError):
+    """The pgqueue schema is missing or out of date: run `pgqueue migrate`."""
+
+
+class MigrationInProgress(PgQueueError):
+    """Another `pgqueue migrate` holds the migration lock; try again when it has finished."""
+
+
+class JobNotFound(PgQueueError):
+    """No job has this id."""
+
+
+class EnqueueError(PgQueueError):
+    """The job cannot be enqueued; nothing was written."""
+
+
+class UnknownTask(EnqueueError):
+    """No task is registered under this name."""
+
+
+class InvalidArguments(EnqueueError):
+    """Task arguments must survive a JSON round-trip unchanged."""
+
+
+class InvalidPriority(EnqueueError):
+    """Priority must be an integer between -1000 and 1000."""
+
+
+class InvalidSchedule(EnqueueError):
+    """run_at must be timezone-aware and delay a finite number of seconds."""
+
+
+class PayloadTooLarge(EnqueueError):
+    """The job's serialised arguments exceed the configured size cap."""
+
+
+class InvalidName(EnqueueError):
+    """Queue and task names must be 1 to 200 printable characters."""
+
+
+class Retry(Exception):
+    """Raised inside a task to run it again later without counting a failed attempt."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(f"retry requested in {delay:g}s")
+        self.delay = float(delay)
+
+
+class TaskTimeout(PgQueueError):
+    """The task ran longer than its timeout."""
+
+
+class JobAborted(PgQueueError):
+    """The job was cancelled while it ran."""

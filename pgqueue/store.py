@@ -1,0 +1,167 @@
+"""One function per named query: parameters in, a `Call` out, typed values back when it runs.
+
+Nothing here touches a connection; `pgqueue.db.Database` runs the calls sync or async, on a pool
+or on a caller's own connection (so enqueue can join the caller's transaction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from pgqueue.db import Call, Row
+from pgqueue.types import ClaimedJob, Job, QueueStats
+
+
+def _ids(rows: list[Row]) -> list[int]:
+    return [row["id"] for row in rows]
+
+
+def _first_id(rows: list[Row]) -> int:
+    return rows[0]["id"]
+
+
+def insert_job(
+    *, task_name: str, queue: str, args_json: str, kwargs_json: str, priority: int,
+    run_at: datetime | None, delay: float, max_attempts: int,
+) -> Call[int]:
+    return Call("insert_job", {
+        "task_name": task_name, "queue": queue, "args": args_json, "kwargs": kwargs_json,
+        "priority": priority, "run_at": run_at, "delay": delay, "max_attempts": max_attempts,
+    }, _first_id)
+
+
+def insert_jobs_many(
+    *, task_name: str, queue: str, args_json: Sequence[str], kwargs_json: Sequence[str],
+    priority: int, run_at: datetime | None, delay: float, max_attempts: int,
+) -> Call[list[int]]:
+    return Call("insert_jobs_many", {
+        "task_name": task_name, "queue": queue, "args": list(args_json),
+        "kwargs": list(kwargs_json), "priority": priority, "run_at": run_at, "delay": delay,
+        "max_attempts": max_attempts,
+    }, _ids)
+
+
+def claim_jobs(
+    *, worker_id: int, queues: Sequence[str] | None, limit: int
+) -> Call[list[ClaimedJob]]:
+    def decode(rows: list[Row]) -> list[ClaimedJob]:
+        return [ClaimedJob.from_row(row) for row in rows]
+
+    if queues is None:
+        return Call("claim_jobs_any_queue", {"worker_id": worker_id, "limit": limit}, decode)
+    return Call("claim_jobs_in_queues",
+                {"worker_id": worker_id, "limit": limit, "queues": list(queues)}, decode)
+
+
+def seconds_until_next_job(*, queues: Sequence[str] | None) -> Call[float | None]:
+    return Call("seconds_until_next_job",
+                {"queues": list(queues) if queues is not None else None},
+                lambda rows: rows[0]["greatest"] if rows else None)
+
+
+def mark_succeeded(
+    ids: Sequence[int], tokens: Sequence[uuid.UUID], results_json: Sequence[str | None]
+) -> Call[list[int]]:
+    return Call("mark_succeeded",
+                {"ids": list(ids), "tokens": list(tokens), "results": list(results_json)}, _ids)
+
+
+def delete_finished(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
+    return Call("delete_finished", {"ids": list(ids), "tokens": list(tokens)}, _ids)
+
+
+def mark_failed(
+    ids: Sequence[int], tokens: Sequence[uuid.UUID], error_types: Sequence[str],
+    error_messages: Sequence[str], tracebacks: Sequence[str | None],
+) -> Call[list[int]]:
+    return Call("mark_failed", {
+        "ids": list(ids), "tokens": list(tokens), "error_types": list(error_types),
+        "error_messages": list(error_messages), "tracebacks": list(tracebacks),
+    }, _ids)
+
+
+def mark_cancelled(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
+    return Call("mark_cancelled", {"ids": list(ids), "tokens": list(tokens)}, _ids)
+
+
+def retry_later(
+    ids: Sequence[int], tokens: Sequence[uuid.UUID], delays: Sequence[float],
+    refunds: Sequence[int], error_types: Sequence[str | None],
+    error_messages: Sequence[str | None], tracebacks: Sequence[str | None],
+) -> Call[list[int]]:
+    return Call("retry_later", {
+        "ids": list(ids), "tokens": list(tokens), "delays": list(delays),
+        "refunds": list(refunds), "error_types": list(error_types),
+        "error_messages": list(error_messages), "tracebacks": list(tracebacks),
+    }, _ids)
+
+
+def release_jobs(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
+    return Call("release_jobs", {"ids": list(ids), "tokens": list(tokens)}, _ids)
+
+
+def rescue_stalled_jobs(*, heartbeat_timeout: float) -> Call[list[tuple[int, str]]]:
+    return Call("rescue_stalled_jobs", {"heartbeat_timeout": heartbeat_timeout},
+                lambda rows: [(row["id"], row["state"]) for row in rows])
+
+
+def delete_dead_workers(*, heartbeat_timeout: float) -> Call[list[int]]:
+    return Call("delete_dead_workers", {"heartbeat_timeout": heartbeat_timeout}, _ids)
+
+
+def register_worker(
+    *, name: str, hostname: str, pid: int, queues: Sequence[str] | None, concurrency: int
+) -> Call[int]:
+    return Call("register_worker", {
+        "name": name, "hostname": hostname, "pid": pid,
+        "queues": list(queues) if queues is not None else None, "concurrency": concurrency,
+    }, _first_id)
+
+
+def heartbeat(*, worker_id: int) -> Call[tuple[bool, list[int]]]:
+    return Call("heartbeat", {"worker_id": worker_id},
+                lambda rows: (bool(rows[0]["alive"]), list(rows[0]["abort_ids"])))
+
+
+def unregister_worker(*, worker_id: int) -> Call[None]:
+    return Call("unregister_worker", {"worker_id": worker_id}, lambda rows: None)
+
+
+def get_job(job_id: int) -> Call[Job | None]:
+    return Call("get_job", {"id": job_id}, lambda rows: Job.from_row(rows[0]) if rows else None)
+
+
+def list_jobs(
+    *, state: str | None = None, queue: str | None = None, task_name: str | None = None,
+    limit: int = 50,
+) -> Call[list[Job]]:
+    return Call("list_jobs",
+                {"state": state, "queue": queue, "task_name": task_name, "limit": limit},
+                lambda rows: [Job.from_row(row) for row in rows])
+
+
+def retry_job(job_id: int) -> Call[bool]:
+    return Call("retry_job", {"id": job_id}, bool)
+
+
+def cancel_job(job_id: int) -> Call[str | None]:
+    """Returns the state the job is left in ('cancelled', or 'running' with an abort requested)."""
+    return Call("cancel_job", {"id": job_id}, lambda rows: rows[0]["state"] if rows else None)
+
+
+def queue_stats() -> Call[list[QueueStats]]:
+    return Call("queue_stats", {}, lambda rows: [QueueStats(**row) for row in rows])
+
+
+def schema_exists() -> Call[bool]:
+    return Call("schema_exists", {}, lambda rows: bool(rows[0]["present"]))
+
+
+def applied_migrations() -> Call[list[str]]:
+    return Call("applied_migrations", {}, lambda rows: [row["name"] for row in rows])
+
+
+def lock_migrations() -> Call[bool]:
+    return Call("lock_migrations", {}, lambda rows: bool(rows[0]["locked"]))

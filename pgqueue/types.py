@@ -1,0 +1,128 @@
+"""Plain values that cross module boundaries: job states and the typed `Job` view of a row.
+
+The job state machine is drawn once, in migrations_sql/0001_initial.sql; each arrow there is one
+named query in pgqueue/sql/queries.sql.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+JsonValue = Any
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    type: str
+    message: str
+    traceback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job row as read back from the database."""
+
+    id: int
+    task_name: str
+    queue: str
+    args: list[JsonValue]
+    kwargs: dict[str, JsonValue]
+    priority: int
+    state: JobState
+    run_at: datetime
+    attempts: int
+    max_attempts: int
+    worker_id: int | None
+    claim_token: uuid.UUID | None
+    abort_requested: bool
+    enqueued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: JobError | None
+    result: JsonValue
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        error = None
+        if row["error_type"] is not None:
+            error = JobError(row["error_type"], row["error_message"] or "", row["error_traceback"])
+        return cls(
+            id=row["id"],
+            task_name=row["task_name"],
+            queue=row["queue"],
+            args=row["args"],
+            kwargs=row["kwargs"],
+            priority=row["priority"],
+            state=JobState(row["state"]),
+            run_at=row["run_at"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            worker_id=row["worker_id"],
+            claim_token=row["claim_token"],
+            abort_requested=row["abort_requested"],
+            enqueued_at=row["enqueued_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            error=error,
+            result=row["result"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """What a worker needs to run one attempt; `claim_token` fences its outcome."""
+
+    id: int
+    task_name: str
+    queue: str
+    args: list[JsonValue]
+    kwargs: dict[str, JsonValue]
+    priority: int
+    attempt: int
+    max_attempts: int
+    claim_token: uuid.UUID
+    enqueued_at: datetime
+    run_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ClaimedJob:
+        return cls(
+            id=row["id"],
+            task_name=row["task_name"],
+            queue=row["queue"],
+            args=row["args"],
+            kwargs=row["kwargs"],
+            priority=row["priority"],
+            attempt=row["attempts"],
+            max_attempts=row["max_attempts"],
+            claim_token=row["claim_token"],
+            enqueued_at=row["enqueued_at"],
+            run_at=row["run_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    oldest_waiting_seconds: float | None

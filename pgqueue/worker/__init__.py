@@ -1,0 +1,1 @@
+"""The worker: claims jobs in batches, runs them, and acknowledges them in batches."""

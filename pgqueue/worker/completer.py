@@ -1,0 +1,120 @@
+"""Records outcomes in batches: whatever finished while the previous write was in flight goes
+out in the next one, so a lone job is acknowledged at once and a busy worker writes many jobs
+per statement. Writes are retried until they land (the job stays `running`, fenced by its
+claim token, until then)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+from pgqueue import store
+from pgqueue.db import Call, Database, atransaction
+from pgqueue.errors import DatabaseUnavailable
+from pgqueue.logs import log_event
+from pgqueue.worker.backoff import Backoff
+from pgqueue.worker.options import DeleteJobs
+from pgqueue.worker.outcome import Outcome, OutcomeKind
+
+logger = logging.getLogger("pgqueue.worker")
+
+
+class Completer:
+    def __init__(self, db: Database, delete_jobs: DeleteJobs) -> None:
+        self.db = db
+        self.delete_jobs = delete_jobs
+        self._pending: list[tuple[Outcome, asyncio.Future[bool]]] = []
+        self._has_pending = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, outcome: Outcome) -> asyncio.Future[bool]:
+        """Queue an outcome; the future resolves to False if the claim was lost (fenced out)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, future))
+        self._idle.clear()
+        self._has_pending.set()
+        return future
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        while True:
+            await self._has_pending.wait()
+            batch, self._pending = self._pending, []
+            self._has_pending.clear()
+            while True:
+                try:
+                    accepted = await self._write([outcome for outcome, _ in batch])
+                    break
+                except DatabaseUnavailable as exc:
+                    delay = backoff.next_delay()
+                    if backoff.should_log():
+                        log_event(logger, logging.WARNING, "completer.write_failed",
+                                  jobs=len(batch), retry_in_s=delay, error=str(exc)[:200])
+                    await asyncio.sleep(delay)
+            backoff.reset()
+            for outcome, future in batch:
+                landed = outcome.job.id in accepted
+                if not landed:
+                    log_event(logger, logging.WARNING, "job.outcome_rejected",
+                              job_id=outcome.job.id, attempt=outcome.job.attempt,
+                              outcome=outcome.kind, reason="claim lost (rescued or cancelled)")
+                if not future.done():
+                    future.set_result(landed)
+            if not self._pending:
+                self._idle.set()
+
+    def _calls(self, outcomes: Sequence[Outcome]) -> list[Call[list[int]]]:
+        by_kind: dict[OutcomeKind, list[Outcome]] = defaultdict(list)
+        for outcome in outcomes:
+            by_kind[outcome.kind].append(outcome)
+        calls: list[Call[list[int]]] = []
+        for kind, group in by_kind.items():
+            ids = [o.job.id for o in group]
+            tokens = [o.job.claim_token for o in group]
+            deleted = self.delete_jobs == "always" or (
+                self.delete_jobs == "successful" and kind == OutcomeKind.SUCCEEDED)
+            if deleted and kind in (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED,
+                                    OutcomeKind.CANCELLED):
+                calls.append(store.delete_finished(ids, tokens))
+            elif kind == OutcomeKind.SUCCEEDED:
+                calls.append(store.mark_succeeded(ids, tokens, [o.result_json for o in group]))
+            elif kind == OutcomeKind.FAILED:
+                calls.append(store.mark_failed(
+                    ids, tokens, *_error_columns(group)))
+            elif kind == OutcomeKind.CANCELLED:
+                calls.append(store.mark_cancelled(ids, tokens))
+            elif kind == OutcomeKind.RETRY:
+                calls.append(store.retry_later(
+                    ids, tokens, [o.retry_delay for o in group],
+                    [int(o.refund_attempt) for o in group], *_error_columns(group)))
+            else:
+                calls.append(store.release_jobs(ids, tokens))
+        return calls
+
+    async def _write(self, outcomes: Sequence[Outcome]) -> set[int]:
+        calls = self._calls(outcomes)
+        accepted: set[int] = set()
+        async with self.db.aconnection() as conn:
+            if len(calls) == 1:
+                accepted.update(await self.db.arun(calls[0], conn))
+            else:
+                async with atransaction(conn):
+                    for call in calls:
+                        accepted.update(await self.db.arun(call, conn))
+        return accepted
+
+
+def _error_columns(
+    group: Sequence[Outcome],
+) -> tuple[list[str | None], list[str | None], list[str | None]]:
+    return (
+        [o.error.type if o.error else None for o in group],
+        [o.error.message if o.error else None for o in group],
+        [o.error.traceback if o.error else None for o in group],
+    )

@@ -1,0 +1,133 @@
+"""Runs one claimed job and classifies how it ended: a pipeline of small steps on one value
+(resolve the task -> run it with its timeout -> classify the outcome)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import inspect
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgqueue.context import JobContext
+from pgqueue.errors import InvalidArguments, JobAborted, Retry, TaskTimeout, UnknownTask
+from pgqueue.logs import log_event
+from pgqueue.retry import RetryPolicy
+from pgqueue.tasks import Task
+from pgqueue.types import ClaimedJob
+from pgqueue.validation import to_json
+from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
+
+logger = logging.getLogger("pgqueue.worker")
+
+
+class StopReason:
+    ABORT = "abort"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(slots=True)
+class RunningJob:
+    """A job in a slot; `stop_reason` says why it was interrupted, if it was."""
+
+    job: ClaimedJob
+    context: JobContext
+    started: float = field(default_factory=time.monotonic)
+    stop_reason: str | None = None
+    asyncio_task: asyncio.Task[Outcome] | None = None
+    thread_future: asyncio.Future[Any] | None = None
+
+    def interrupt(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+        self.context.request_abort()
+        # A sync task cannot be interrupted: on abort it is told (context.should_abort()) and
+        # keeps its slot until it returns; on shutdown its job is released regardless.
+        if self.asyncio_task is not None and (
+            self.thread_future is None or reason == StopReason.SHUTDOWN
+        ):
+            self.asyncio_task.cancel()
+
+
+def classify_failure(job: ClaimedJob, policy: RetryPolicy, exc: BaseException) -> Outcome:
+    """Retry while attempts remain (per the policy), else fail; the error is kept either way."""
+    error = describe(exc)
+    if job.attempt < job.max_attempts:
+        return Outcome(job, OutcomeKind.RETRY, retry_delay=policy.delay_after(job.attempt),
+                       error=error)
+    return Outcome(job, OutcomeKind.FAILED, error=error)
+
+
+async def execute(
+    running: RunningJob, task: Task[Any, Any] | None, threads: concurrent.futures.Executor,
+) -> Outcome:
+    job = running.job
+    if task is None:
+        # Rule for unknown tasks: never discarded; retried with backoff (another worker may
+        # know the task) until max_attempts, then failed with this error.
+        return classify_failure(job, RetryPolicy(), UnknownTask(
+            f"no task named {job.task_name!r} is registered in this worker"))
+    args: list[Any] = [running.context, *job.args] if task.pass_context else list(job.args)
+    try:
+        inspect.signature(task.func).bind(*args, **job.kwargs)
+    except TypeError as exc:
+        # Arguments written by raw SQL that can never fit: fail now, retrying cannot help.
+        return Outcome(job, OutcomeKind.FAILED, error=describe(
+            InvalidArguments(f"stored arguments do not fit {task.name}: {exc}")))
+    try:
+        if task.is_async:
+            async with asyncio.timeout(task.timeout):
+                result = await task.func(*args, **job.kwargs)
+        else:
+            result = await _run_in_thread(running, task, args, job.kwargs, threads)
+        if running.stop_reason == StopReason.ABORT:
+            return Outcome(job, OutcomeKind.CANCELLED, error=describe(JobAborted()))
+        return _success(job, result)
+    except Retry as retry:
+        return Outcome(job, OutcomeKind.RETRY, retry_delay=retry.delay, refund_attempt=True)
+    except asyncio.CancelledError:
+        if running.stop_reason == StopReason.ABORT:
+            return Outcome(job, OutcomeKind.CANCELLED, error=describe(JobAborted()))
+        if running.stop_reason == StopReason.SHUTDOWN:
+            return Outcome(job, OutcomeKind.RELEASED)
+        raise
+    except TimeoutError as exc:
+        if running.stop_reason == StopReason.ABORT:
+            return Outcome(job, OutcomeKind.CANCELLED, error=describe(JobAborted()))
+        timeout = TaskTimeout(f"{task.name} exceeded its timeout of {task.timeout:g}s")
+        timeout.__cause__ = exc
+        running.context.request_abort()
+        return classify_failure(job, task.retry, timeout)
+    except BaseException as exc:
+        if running.stop_reason == StopReason.ABORT:
+            return Outcome(job, OutcomeKind.CANCELLED, error=describe(exc))
+        return classify_failure(job, task.retry, exc)
+
+
+async def _run_in_thread(
+    running: RunningJob, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+    threads: concurrent.futures.Executor,
+) -> Any:
+    """Run a sync task in the pool. On timeout the attempt fails at once, but the thread cannot
+    be killed: the slot stays taken until it returns (the runner waits on `thread_future`)."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, task.func, *args, **kwargs)
+    future = loop.run_in_executor(threads, call)
+    running.thread_future = future
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), task.timeout)
+    except TimeoutError:
+        log_event(logger, logging.WARNING, "job.stuck", job_id=running.job.id, task=task.name,
+                  timeout_s=task.timeout, note="sync task still running in its thread")
+        raise
+
+
+def _success(job: ClaimedJob, result: Any) -> Outcome:
+    try:
+        result_json = to_json(result, "the return value")
+    except InvalidArguments as exc:
+        return Outcome(job, OutcomeKind.FAILED, error=describe(exc))
+    return Outcome(job, OutcomeKind.SUCCEEDED, result_json=result_json)

@@ -1,0 +1,66 @@
+"""Worker settings, validated once, each with its default documented here."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import Literal
+
+from pgqueue.errors import ConfigurationError
+from pgqueue.validation import MAX_QUEUE_NAME, check_name
+
+DeleteJobs = Literal["never", "successful", "always"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    queues: tuple[str, ...] | None = None
+    """Queues to claim from; None claims from every queue."""
+    concurrency: int = 1
+    """Jobs run at once (async tasks on the loop, sync tasks in a thread pool of this size)."""
+    name: str | None = None
+    """Shown in the workers table and logs; defaults to host-pid."""
+    one_shot: bool = False
+    """Run every due job, then exit 0 once none is left."""
+    listen: bool = True
+    """Wake on NOTIFY; without it the worker only polls."""
+    poll_interval: float = 5.0
+    """Seconds between safety-net polls when no notification arrives."""
+    shutdown_timeout: float = 30.0
+    """Seconds running jobs get to finish after SIGTERM before they are put back to queued."""
+    delete_jobs: DeleteJobs = "never"
+    """Delete finished rows instead of keeping them: never, successful ones, or always."""
+    heartbeat_interval: float = 5.0
+    """Seconds between heartbeats (also how often stalled jobs of dead workers are rescued)."""
+    heartbeat_timeout: float = 30.0
+    """A worker silent this long is dead; its running jobs are rescued."""
+    listener_ping_interval: float = 10.0
+    """Seconds of silence after which the LISTEN connection is pinged."""
+
+    def __post_init__(self) -> None:
+        if self.queues is not None:
+            queues = tuple(self.queues)
+            if not queues:
+                raise ConfigurationError("queues must name at least one queue (or be None)")
+            for queue in queues:
+                check_name(queue, "queue", MAX_QUEUE_NAME)
+            object.__setattr__(self, "queues", queues)
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be an int >= 1, not {self.concurrency!r}")
+        for field_name in ("poll_interval", "heartbeat_interval", "heartbeat_timeout",
+                           "listener_ping_interval"):
+            if not getattr(self, field_name) > 0:
+                raise ConfigurationError(f"{field_name} must be > 0 seconds")
+        if self.shutdown_timeout < 0:
+            raise ConfigurationError("shutdown_timeout must be >= 0 seconds")
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ConfigurationError("heartbeat_timeout must exceed heartbeat_interval")
+        if self.delete_jobs not in ("never", "successful", "always"):
+            raise ConfigurationError(
+                f"delete_jobs must be never, successful or always, not {self.delete_jobs!r}"
+            )
+
+    @property
+    def worker_name(self) -> str:
+        return self.name or f"{socket.gethostname()}-{os.getpid()}"

@@ -1,0 +1,323 @@
+"""The worker process: one asyncio loop that claims jobs in batches up to its free slots, runs
+them (async tasks on the loop, sync tasks in threads), and hands outcomes to the completer.
+
+Wake-ups come from LISTEN (milliseconds); a slow poll and the next scheduled job's due time
+cover missed notifications. SIGTERM/SIGINT stop claiming and drain; a second signal stops at
+once. Either way, jobs that could not finish are put back to `queued` without spending an
+attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from pgqueue import store
+from pgqueue.context import JobContext
+from pgqueue.db import ABORT_CHANNEL, JOBS_CHANNEL, Listener
+from pgqueue.errors import DatabaseUnavailable
+from pgqueue.logs import log_event
+from pgqueue.types import ClaimedJob
+from pgqueue.worker.backoff import Backoff
+from pgqueue.worker.completer import Completer
+from pgqueue.worker.executor import RunningJob, StopReason, execute
+from pgqueue.worker.notifications import concerns_queues
+from pgqueue.worker.options import WorkerOptions
+from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
+
+if TYPE_CHECKING:
+    from pgqueue.app import App
+
+logger = logging.getLogger("pgqueue.worker")
+
+EXIT_OK = 0
+
+
+class Worker:
+    def __init__(self, app: App, options: WorkerOptions) -> None:
+        self.app = app
+        self.options = options
+        self.name = options.worker_name
+        self.worker_id: int | None = None
+        self.running: dict[int, RunningJob] = {}
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=options.concurrency, thread_name_prefix="pgqueue-task"
+        )
+        self._stopping = False
+        self._forced = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        return asyncio.run(self.arun())
+
+    async def arun(self) -> int:
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._check_aborts = asyncio.Event()
+        self.completer = Completer(self.app.db, self.options.delete_jobs)
+        await self._register()
+        loop = asyncio.get_running_loop()
+        handled = self._install_signal_handlers(loop)
+        services = [asyncio.create_task(self.completer.run(), name="completer"),
+                    asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
+        if self.options.listen:
+            services.append(asyncio.create_task(self._listen_loop(), name="listener"))
+        log_event(logger, logging.INFO, "worker.started", worker=self.name,
+                  worker_id=self.worker_id, queues=",".join(self.options.queues or ["*"]),
+                  concurrency=self.options.concurrency, pid=os.getpid())
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            await self.completer.wait_idle()
+            for service in services:
+                service.cancel()
+            await asyncio.gather(*services, return_exceptions=True)
+            await self._unregister()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            await self.app.db.aclose()
+            log_event(logger, logging.INFO, "worker.stopped", worker=self.name)
+        return EXIT_OK
+
+    def request_stop(self) -> None:
+        """First call: stop claiming and drain. Second call: release running jobs now."""
+        if self._stopping:
+            self._forced = True
+            log_event(logger, logging.WARNING, "worker.stop_forced", worker=self.name,
+                      releasing=len(self.running))
+            for running in self.running.values():
+                running.interrupt(StopReason.SHUTDOWN)
+        else:
+            log_event(logger, logging.INFO, "worker.stopping", worker=self.name,
+                      running=len(self.running), timeout_s=self.options.shutdown_timeout)
+        self._stopping = True
+        self._stop.set()
+        self._wake.set()
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        handled = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.request_stop)
+                handled.append(sig)
+            except (RuntimeError, ValueError):
+                pass  # not the main thread: the embedding program handles signals
+        return handled
+
+    async def _register(self) -> None:
+        self.worker_id = await self.app.db.arun(store.register_worker(
+            name=self.name, hostname=socket.gethostname(), pid=os.getpid(),
+            queues=self.options.queues, concurrency=self.options.concurrency))
+
+    async def _unregister(self) -> None:
+        if self.worker_id is None:
+            return
+        try:
+            await self.app.db.arun(store.unregister_worker(worker_id=self.worker_id))
+        except DatabaseUnavailable as exc:
+            log_event(logger, logging.WARNING, "worker.unregister_failed", error=str(exc)[:200])
+
+    # -- claiming ------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        backoff = Backoff()
+        while not self._stopping:
+            free = self.options.concurrency - len(self.running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._wait_for(self._slot_freed, None)
+                continue
+            self._wake.clear()
+            try:
+                jobs = await self.app.db.arun(store.claim_jobs(
+                    worker_id=self._require_worker_id(), queues=self.options.queues,
+                    limit=free))
+            except DatabaseUnavailable as exc:
+                delay = backoff.next_delay()
+                if backoff.should_log():
+                    log_event(logger, logging.WARNING, "worker.claim_failed",
+                              retry_in_s=delay, error=str(exc)[:200])
+                await self._wait_for(self._stop, delay)
+                continue
+            backoff.reset()
+            for job in jobs:
+                self._start(job)
+            if len(jobs) == free:
+                continue
+            if self.options.one_shot:
+                if not jobs and not self.running:
+                    return
+                self._slot_freed.clear()
+                await self._wait_for(self._slot_freed, self.options.poll_interval)
+                continue
+            if not jobs:
+                await self._wait_for(self._wake, await self._idle_timeout())
+
+    async def _idle_timeout(self) -> float:
+        timeout = self.options.poll_interval
+        try:
+            due_in = await self.app.db.arun(store.seconds_until_next_job(
+                queues=self.options.queues))
+        except DatabaseUnavailable:
+            return timeout
+        if due_in is not None:
+            timeout = min(timeout, due_in)
+        return timeout
+
+    async def _wait_for(
+        self, event: asyncio.Event, timeout: float | None, *, or_stop: bool = True
+    ) -> None:
+        waiters = {asyncio.ensure_future(event.wait())}
+        if or_stop:
+            waiters.add(asyncio.ensure_future(self._stop.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _require_worker_id(self) -> int:
+        assert self.worker_id is not None
+        return self.worker_id
+
+    # -- running -------------------------------------------------------------------------
+
+    def _start(self, job: ClaimedJob) -> None:
+        context = JobContext(job=job, worker_name=self.name)
+        running = RunningJob(job=job, context=context)
+        self.running[job.id] = running
+        log_event(logger, logging.INFO, "job.started", job_id=job.id, task=job.task_name,
+                  attempt=job.attempt, queue=job.queue)
+        running.asyncio_task = asyncio.create_task(self._run_job(running),
+                                                   name=f"job-{job.id}")
+
+    async def _run_job(self, running: RunningJob) -> Outcome:
+        job = running.job
+        task = self.app.tasks.get(job.task_name)
+        try:
+            outcome = await execute(running, task, self._threads)
+        except asyncio.CancelledError:
+            outcome = Outcome(job, OutcomeKind.RELEASED)
+        except Exception as exc:
+            outcome = Outcome(job, OutcomeKind.RETRY, retry_delay=1.0, error=describe(exc))
+        duration = time.monotonic() - running.started
+        self.completer.submit(outcome)
+        self._log_outcome(outcome, duration)
+        thread = running.thread_future
+        if thread is not None and not thread.done() and not self._stopping:
+            await _quietly(thread)
+        self.running.pop(job.id, None)
+        self._slot_freed.set()
+        return outcome
+
+    def _log_outcome(self, outcome: Outcome, duration: float) -> None:
+        job = outcome.job
+        fields: dict[str, Any] = {"job_id": job.id, "task": job.task_name,
+                                  "attempt": job.attempt, "duration_ms": duration * 1000}
+        if outcome.error is not None:
+            fields["error"] = f"{outcome.error.type}: {outcome.error.message}"[:300]
+        if outcome.kind == OutcomeKind.RETRY:
+            fields["retry_in_s"] = outcome.retry_delay
+        level = logging.INFO
+        if outcome.kind in (OutcomeKind.FAILED, OutcomeKind.RETRY) and outcome.error:
+            level = logging.WARNING if outcome.kind == OutcomeKind.RETRY else logging.ERROR
+        log_event(logger, level, f"job.{outcome.kind}", **fields)
+
+    async def _drain(self) -> None:
+        """After a stop request: let running jobs finish within the shutdown timeout, then
+        interrupt the rest so they are released back to queued."""
+        if not self.running:
+            return
+        tasks = [r.asyncio_task for r in self.running.values() if r.asyncio_task is not None]
+        _done, pending = await asyncio.wait(tasks, timeout=self.options.shutdown_timeout)
+        if pending:
+            log_event(logger, logging.WARNING, "worker.shutdown_timeout",
+                      releasing=len(pending))
+            for running in list(self.running.values()):
+                running.interrupt(StopReason.SHUTDOWN)
+            await asyncio.wait(pending)
+
+    # -- background services -------------------------------------------------------------
+
+    async def _listen_loop(self) -> None:
+        listener = Listener(self.app.dsn, (JOBS_CHANNEL, ABORT_CHANNEL))
+        backoff = Backoff()
+        try:
+            while True:
+                try:
+                    if not listener.connected:
+                        await listener.connect()
+                        if backoff.failures:
+                            log_event(logger, logging.INFO, "listener.reconnected")
+                        backoff.reset()
+                        self._wake.set()  # catch up on what was enqueued while deaf
+                    notifications = await listener.wait(self.options.listener_ping_interval)
+                    if not notifications:
+                        await listener.ping(timeout=5.0)
+                    for channel, payload in notifications:
+                        self._on_notification(channel, payload)
+                except DatabaseUnavailable as exc:
+                    await listener.close()
+                    delay = backoff.next_delay()
+                    if backoff.should_log():
+                        log_event(logger, logging.WARNING, "listener.lost",
+                                  retry_in_s=delay, error=str(exc)[:200])
+                    await asyncio.sleep(delay)
+        finally:
+            await listener.close()
+
+    def _on_notification(self, channel: str, payload: str) -> None:
+        if channel == JOBS_CHANNEL:
+            if concerns_queues(payload, self.options.queues):
+                self._wake.set()
+        elif channel == ABORT_CHANNEL and payload == str(self.worker_id):
+            self._check_aborts.set()
+
+    async def _heartbeat_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                alive, abort_ids = await self.app.db.arun(
+                    store.heartbeat(worker_id=self._require_worker_id()))
+                if not alive:
+                    log_event(logger, logging.ERROR, "worker.declared_dead",
+                              worker_id=self.worker_id,
+                              note="heartbeat arrived too late; jobs were rescued; re-registering")
+                    await self._register()
+                for job_id in abort_ids:
+                    running = self.running.get(job_id)
+                    if running is not None and running.stop_reason is None:
+                        log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
+                        running.interrupt(StopReason.ABORT)
+                rescued = await self.app.db.arun(store.rescue_stalled_jobs(
+                    heartbeat_timeout=self.options.heartbeat_timeout))
+                for job_id, state in rescued:
+                    log_event(logger, logging.WARNING, "job.rescued", job_id=job_id,
+                              state=state, reason="worker lost")
+                await self.app.db.arun(store.delete_dead_workers(
+                    heartbeat_timeout=self.options.heartbeat_timeout))
+                backoff.reset()
+                delay = self.options.heartbeat_interval
+            except DatabaseUnavailable as exc:
+                delay = backoff.next_delay()
+                if backoff.should_log():
+                    log_event(logger, logging.WARNING, "heartbeat.failed", retry_in_s=delay,
+                              error=str(exc)[:200])
+            self._check_aborts.clear()
+            await self._wait_for(self._check_aborts, delay, or_stop=False)
+
+
+async def _quietly(future: asyncio.Future[Any]) -> None:
+    with contextlib.suppress(BaseException):
+        await asyncio.shield(future)
