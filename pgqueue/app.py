@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, overload
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, overload
 
 from pgqueue import store
 from pgqueue.db import Database, ExternalConnection, resolve_dsn
@@ -18,6 +19,9 @@ from pgqueue.validation import (
     check_name,
     check_priority,
 )
+
+if TYPE_CHECKING:
+    from pgqueue.worker.runner import Worker
 
 
 class App:
@@ -35,6 +39,11 @@ class App:
         self.max_payload_bytes = max_payload_bytes
         self.pool_size = pool_size
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self.task_hooks: list[Callable[[], AbstractContextManager[object]]] = []
+        """Context managers entered in the task's thread around every sync task (Django uses
+        one to close stale database connections)."""
+        self.worker_services: list[Callable[[Worker], Awaitable[None]]] = []
+        """Coroutines every worker of this app runs beside its claim loop (cancelled at exit)."""
         self._db: Database | None = None
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -114,7 +115,9 @@ async def _run_in_thread(
     """Run a sync task in the pool. On timeout the attempt fails at once, but the thread cannot
     be killed: the slot stays taken until it returns (the runner waits on `thread_future`)."""
     loop = asyncio.get_running_loop()
-    call = functools.partial(contextvars.copy_context().run, task.func, *args, **kwargs)
+    call = functools.partial(
+        contextvars.copy_context().run, _call_with_hooks, task, args, kwargs
+    )
     future = loop.run_in_executor(threads, call)
     running.thread_future = future
     try:
@@ -123,6 +126,13 @@ async def _run_in_thread(
         log_event(logger, logging.WARNING, "job.stuck", job_id=running.job.id, task=task.name,
                   timeout_s=task.timeout, note="sync task still running in its thread")
         raise
+
+
+def _call_with_hooks(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    with contextlib.ExitStack() as stack:
+        for hook in task.app.task_hooks:
+            stack.enter_context(hook())
+        return task.func(*args, **kwargs)
 
 
 def _success(job: ClaimedJob, result: Any) -> Outcome:

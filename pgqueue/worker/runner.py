@@ -71,6 +71,8 @@ class Worker:
                     asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
         if self.options.listen:
             services.append(asyncio.create_task(self._listen_loop(), name="listener"))
+        services.extend(asyncio.create_task(service(self), name=getattr(service, "__name__", ""))
+                        for service in self.app.worker_services)
         log_event(logger, logging.INFO, "worker.started", worker=self.name,
                   worker_id=self.worker_id, queues=",".join(self.options.queues or ["*"]),
                   concurrency=self.options.concurrency, pid=os.getpid())
