@@ -50,6 +50,13 @@ class App:
     def dsn(self) -> str:
         return resolve_dsn(self._dsn)
 
+    @dsn.setter
+    def dsn(self, value: str) -> None:
+        """Point the app at another database (the CLI's --dsn, tests); pools are reopened."""
+        self.close()
+        self._db = None
+        self._dsn = value
+
     @property
     def db(self) -> Database:
         if self._db is None:

@@ -274,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = load_app(args.app) if args.app else App()
         if args.dsn:
-            app._dsn = args.dsn
+            app.dsn = args.dsn
         code = run_command(args, app)
     except CommandError as exc:
         print(f"pgqueue: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,10 @@ class Worker:
         )
         self._stopping = False
         self._forced = False
+        self.ready = threading.Event()
+        """Set once the worker is registered and (with listen) LISTENing: jobs enqueued from
+        then on wake it within milliseconds."""
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -65,7 +70,7 @@ class Worker:
         self._check_aborts = asyncio.Event()
         self.completer = Completer(self.app.db, self.options.delete_jobs)
         await self._register()
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         handled = self._install_signal_handlers(loop)
         services = [asyncio.create_task(self.completer.run(), name="completer"),
                     asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
@@ -73,6 +78,8 @@ class Worker:
             services.append(asyncio.create_task(self._listen_loop(), name="listener"))
         services.extend(asyncio.create_task(service(self), name=getattr(service, "__name__", ""))
                         for service in self.app.worker_services)
+        if not self.options.listen:
+            self.ready.set()
         log_event(logger, logging.INFO, "worker.started", worker=self.name,
                   worker_id=self.worker_id, queues=",".join(self.options.queues or ["*"]),
                   concurrency=self.options.concurrency, pid=os.getpid())
@@ -91,6 +98,11 @@ class Worker:
             await self.app.db.aclose()
             log_event(logger, logging.INFO, "worker.stopped", worker=self.name)
         return EXIT_OK
+
+    def stop_threadsafe(self) -> None:
+        """request_stop() from another thread (a worker embedded in a program or a test)."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.request_stop)
 
     def request_stop(self) -> None:
         """First call: stop claiming and drain. Second call: release running jobs now."""
@@ -264,6 +276,7 @@ class Worker:
                             log_event(logger, logging.INFO, "listener.reconnected")
                         backoff.reset()
                         self._wake.set()  # catch up on what was enqueued while deaf
+                        self.ready.set()
                     notifications = await listener.wait(self.options.listener_ping_interval)
                     if not notifications:
                         await listener.ping(timeout=5.0)
