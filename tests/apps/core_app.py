@@ -1,0 +1,123 @@
+"""Tasks used by the engine tests; worker subprocesses import this module with --app.
+
+Every task execution appends a row to the `ledger` table of the database in PGQUEUE_DSN (or
+the app's DSN), so tests can count exactly how many times each job ran, and in which process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import psycopg
+
+import pgqueue
+
+app = pgqueue.App()
+_local = threading.local()
+
+LEDGER_DDL = """
+CREATE TABLE IF NOT EXISTS ledger (
+    job_id      bigint NOT NULL,
+    attempt     integer NOT NULL,
+    pid         integer NOT NULL,
+    tag         text,
+    started_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
+
+def _ledger_connection() -> psycopg.Connection:
+    conn = getattr(_local, "conn", None)
+    if conn is None or conn.closed:
+        conn = psycopg.connect(app.dsn, autocommit=True)
+        _local.conn = conn
+    return conn
+
+
+def record(context: pgqueue.JobContext, tag: str | None = None) -> None:
+    _ledger_connection().execute(
+        "INSERT INTO ledger (job_id, attempt, pid, tag) VALUES (%s, %s, %s, %s)",
+        (context.job_id, context.attempt, os.getpid(), tag),
+    )
+
+
+@app.task(pass_context=True, retry=False)
+def noop(context: pgqueue.JobContext, n: int = 0) -> int:
+    record(context)
+    return n
+
+
+@app.task(retry=False)
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@app.task
+async def async_echo(value: object) -> object:
+    await asyncio.sleep(0)
+    return value
+
+
+@app.task(retry=pgqueue.RetryPolicy(max_attempts=3, backoff="fixed", base_delay=0),
+          pass_context=True)
+def always_fails(context: pgqueue.JobContext) -> None:
+    record(context)
+    raise ValueError(f"attempt {context.attempt} failed")
+
+
+@app.task(pass_context=True, retry=pgqueue.RetryPolicy(max_attempts=2, backoff="fixed",
+                                                      base_delay=0))
+def retry_signal(context: pgqueue.JobContext) -> str:
+    record(context)
+    if context.attempt == 1 and not _already_retried(context.job_id):
+        raise pgqueue.Retry(delay=0)
+    return "done after Retry"
+
+
+def _already_retried(job_id: int) -> bool:
+    row = _ledger_connection().execute(
+        "SELECT count(*) FROM ledger WHERE job_id = %s", (job_id,)).fetchone()
+    return bool(row and row[0] > 1)
+
+
+@app.task(timeout=0.3, retry=False)
+async def async_too_slow() -> None:
+    await asyncio.sleep(30)
+
+
+@app.task(timeout=0.3, retry=False, pass_context=True)
+def sync_too_slow(context: pgqueue.JobContext) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not context.should_abort():
+        time.sleep(0.01)
+    return "stopped"
+
+
+@app.task(pass_context=True, retry=pgqueue.RetryPolicy(max_attempts=3, backoff="fixed",
+                                                      base_delay=0))
+def sleep_for(context: pgqueue.JobContext, seconds: float) -> str:
+    """Sleeps in small steps so a cancel (should_abort) is seen quickly."""
+    record(context, "start")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if context.should_abort():
+            return "aborted"
+        time.sleep(0.01)
+    record(context, "end")
+    return "slept"
+
+
+@app.task(pass_context=True)
+async def async_sleep_for(context: pgqueue.JobContext, seconds: float) -> str:
+    record(context, "start")
+    await asyncio.sleep(seconds)
+    record(context, "end")
+    return "slept"
+
+
+@app.task(retry=False)
+def returns_unserialisable() -> object:
+    return {1, 2}

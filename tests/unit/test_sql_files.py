@@ -1,0 +1,48 @@
+"""The SQL lives in files; these checks keep the files and the code that names them in step."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+from pgqueue import store
+from pgqueue.db import Call
+from pgqueue.migrate import full_sql, migration_files
+from pgqueue.queries import QUERIES
+
+
+def test_every_store_function_names_an_existing_query() -> None:
+    referenced = set(re.findall(r'Call\(\s*"(\w+)"', inspect.getsource(store)))
+    assert referenced, "store builds Calls by query name"
+    assert referenced <= set(QUERIES), referenced - set(QUERIES)
+
+
+def test_every_query_is_used_by_the_store() -> None:
+    source = inspect.getsource(store)
+    unused = [name for name in QUERIES if f'"{name}"' not in source]
+    assert not unused, f"queries no store function runs: {unused}"
+
+
+def test_claim_queries_order_like_the_claim_index() -> None:
+    for name in ("claim_jobs_any_queue", "claim_jobs_in_queues"):
+        sql = QUERIES[name]
+        assert "FOR UPDATE SKIP LOCKED" in sql
+        assert "ORDER BY priority DESC, run_at, id" in sql
+    migration = migration_files()[0].sql
+    assert "(priority DESC, run_at, id)" in migration
+
+
+def test_migration_files_are_numbered_and_record_themselves() -> None:
+    migrations = migration_files()
+    assert migrations[0].name == "0001_initial"
+    for migration in migrations:
+        assert re.fullmatch(r"\d{4}_\w+", migration.name)
+        assert f"INSERT INTO pgqueue.migrations (name) VALUES ('{migration.name}');" in (
+            migration.sql)
+    assert all(m.sql.strip() in full_sql() for m in migrations)
+
+
+def test_call_defaults_to_raw_rows() -> None:
+    call: Call[object] = Call("get_job", {"id": 1})
+    assert call.decode([{"a": 1}]) == [{"a": 1}]
+    assert "FROM pgqueue.jobs" in call.sql
