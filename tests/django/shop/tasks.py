@@ -1,0 +1,44 @@
+"""Tasks of the test project's shop app: native pgqueue tasks and Django Tasks."""
+
+from __future__ import annotations
+
+from pgqueue.contrib.django.app import app
+from pgqueue.contrib.django.tasks_api import task
+from shop.models import Order
+
+
+@app.task(queue="emails")
+def email_order(reference: str) -> str:
+    """A native pgqueue task that writes through the ORM in the worker thread."""
+    Order.objects.filter(reference=reference).update(emailed=True)
+    return reference
+
+
+@task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task(queue_name="emails", priority=50)
+def shout(message: str) -> dict:
+    return {"message": message.upper(), "parts": (1, 2)}
+
+
+@task
+def explode(message: str) -> None:
+    raise ValueError(message)
+
+
+@task(takes_context=True)
+def with_context(context, label: str) -> dict:
+    return {"label": label, "attempt": context.attempt, "id": context.task_result.id}
+
+
+@task
+async def async_add(a: int, b: int) -> int:
+    return a + b
+
+
+@task
+def mark_emailed(reference: str) -> int:
+    return Order.objects.filter(reference=reference).update(emailed=True)
