@@ -165,3 +165,37 @@ def applied_migrations() -> Call[list[str]]:
 
 def lock_migrations() -> Call[bool]:
     return Call("lock_migrations", {}, lambda rows: bool(rows[0]["locked"]))
+
+
+# -- DBA surface (issue 7): `pgqueue top` and the worker's metrics endpoint ----------------------
+# The views' rows go out as dicts keyed by column name: their columns are documented once, in
+# migrations_sql/0003_dba_surface.sql and docs/sql.md.
+
+
+def observe_queue_stats() -> Call[list[Row]]:
+    return Call("observe_queue_stats")
+
+
+def observe_task_stats() -> Call[list[Row]]:
+    return Call("observe_task_stats")
+
+
+def observe_workers() -> Call[list[Row]]:
+    return Call("observe_workers")
+
+
+def observe_stuck_jobs() -> Call[list[Row]]:
+    return Call("observe_stuck_jobs")
+
+
+def observe_health() -> Call[Row | None]:
+    return Call("observe_health", {}, lambda rows: rows[0] if rows else None)
+
+
+def metrics_live_jobs() -> Call[list[Row]]:
+    return Call("metrics_live_jobs")
+
+
+def metrics_overview(*, heartbeat_timeout: float) -> Call[Row]:
+    return Call("metrics_overview", {"heartbeat_timeout": heartbeat_timeout},
+                lambda rows: rows[0])

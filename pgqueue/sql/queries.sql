@@ -229,3 +229,47 @@ SELECT to_regclass('pgqueue.migrations') IS NOT NULL AS present;
 -- name: lock_migrations
 -- One migrator at a time: a transaction-level advisory lock, released at commit.
 SELECT pg_try_advisory_xact_lock(hashtext('pgqueue.migrate')) AS locked;
+
+-- ---------------------------------------------------------------------------------------------
+-- DBA surface (issue 7): `pgqueue top` reads the views of migrations_sql/0003_dba_surface.sql
+-- (so the read-only observer role can run it); the worker's metrics endpoint reads live counts.
+
+-- name: observe_queue_stats
+-- One row per queue: depth by state, oldest wait, wait percentiles of the last 5 minutes.
+SELECT * FROM pgqueue.queue_stats;
+
+-- name: observe_task_stats
+-- One row per task active in the last hour, failing tasks first.
+SELECT * FROM pgqueue.task_stats;
+
+-- name: observe_workers
+-- Every registered worker, alive first, with what it runs now.
+SELECT * FROM pgqueue.workers_overview;
+
+-- name: observe_stuck_jobs
+-- Running jobs held by missing or dead workers or past their timeout, oldest first.
+SELECT * FROM pgqueue.stuck_jobs;
+
+-- name: observe_health
+-- One row: counts by state, vacuum statistics, NOTIFY queue usage.
+SELECT * FROM pgqueue.health;
+
+-- name: metrics_live_jobs
+-- Queued and running jobs per queue, read through the partial indexes of those states only:
+-- cheap at every scrape however many finished rows the table holds.
+SELECT queue, state::text AS state, count(*) AS jobs,
+       count(*) FILTER (WHERE state = 'queued' AND run_at <= now()) AS due,
+       extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'queued' AND run_at <= now()))::float8
+           AS oldest_waiting_seconds
+FROM pgqueue.jobs
+WHERE state IN ('queued', 'running')
+GROUP BY queue, state;
+
+-- name: metrics_overview
+-- Live workers (by the scraping worker's own heartbeat timeout), paused queues, NOTIFY usage.
+SELECT (SELECT count(*) FROM pgqueue.workers
+        WHERE last_heartbeat_at >= now() - make_interval(secs => %(heartbeat_timeout)s))
+           AS live_workers,
+       coalesce((SELECT array_agg(queue ORDER BY queue) FROM pgqueue.paused_queues), '{}')
+           AS paused_queues,
+       pg_notification_queue_usage()::float8 AS notification_queue_usage;

@@ -1,0 +1,164 @@
+"""migrations_sql/roles.sql: each least-privilege role can do its job and nothing more.
+
+Roles are cluster-wide, so every test creates them under names unique to the test (the file's
+role names with a random suffix) and drops them afterwards. Sessions act as a role through the
+`options=-c role=...` connection parameter: the same as SET ROLE, for whole processes too.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from pgqueue.app import App
+from tests.apps import observe_app
+from tests.helpers import REPO_ROOT, run_cli
+
+ROLES_SQL = REPO_ROOT / "migrations_sql" / "roles.sql"
+ROLE_NAMES = ("pgqueue_producer", "pgqueue_worker", "pgqueue_observer")
+VIEWS = ("queue_stats", "task_stats", "stuck_jobs", "workers_overview", "health")
+Denied = psycopg.errors.InsufficientPrivilege
+
+
+@dataclass(frozen=True)
+class Roles:
+    dsn: str
+    producer: str
+    worker: str
+    observer: str
+
+    def dsn_as(self, role: str) -> str:
+        return make_conninfo(self.dsn, options=f"-c role={role}")
+
+    def connect_as(self, role: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn_as(role), autocommit=True)
+
+
+@pytest.fixture
+def roles(dsn: str) -> Iterator[Roles]:
+    suffix = f"_{secrets.token_hex(4)}"
+    names = {name: name + suffix for name in ROLE_NAMES}
+    script = ROLES_SQL.read_text(encoding="utf-8")
+    for name, unique in names.items():
+        script = script.replace(name, unique)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        can_create = admin.execute(
+            "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        if not (can_create and can_create[0]):
+            pytest.skip("the test server's user may not create roles")
+        try:
+            admin.execute(script.encode())
+            # Applying it twice (after the next `pgqueue migrate`) must work.
+            admin.execute(script.encode())
+            yield Roles(dsn, *names.values())
+        finally:
+            for unique in names.values():
+                role = sql.Identifier(unique)
+                admin.execute(sql.SQL("DROP OWNED BY {}").format(role))
+                admin.execute(sql.SQL("DROP ROLE {}").format(role))
+
+
+@pytest.fixture
+def owner(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        yield connection
+
+
+def _assert_denied(conn: psycopg.Connection[Any], statement: str, *params: Any) -> None:
+    with pytest.raises(Denied):
+        conn.execute(statement, params or None)
+
+
+def test_producer_enqueues_and_can_do_nothing_else(roles: Roles,
+                                                   owner: psycopg.Connection[Any]) -> None:
+    producer_app = App(roles.dsn_as(roles.producer))
+    send = producer_app.task(name="observe.quick", queue="emails")(lambda n=0: n)
+    try:
+        first = send.defer(1)
+        many = send.defer_many([(2,), (3,)])
+    finally:
+        producer_app.close()
+    assert len({first, *many}) == 3
+    with roles.connect_as(roles.producer) as conn:
+        row = conn.execute("SELECT pgqueue.enqueue('observe.quick', '[4]', 'emails')").fetchone()
+        assert row is not None
+        by_sql = row[0]
+        _assert_denied(conn, "SELECT args FROM pgqueue.jobs")
+        _assert_denied(conn, "SELECT * FROM pgqueue.workers")
+        _assert_denied(conn, "INSERT INTO pgqueue.jobs (task_name, state) "
+                             "VALUES ('x', 'succeeded')")
+        _assert_denied(conn, "UPDATE pgqueue.jobs SET priority = 5")
+        _assert_denied(conn, "DELETE FROM pgqueue.jobs")
+        _assert_denied(conn, "SELECT pgqueue.cancel_job(%s)", first)
+        _assert_denied(conn, "SELECT pgqueue.pause_queue('emails')")
+        for view in VIEWS:
+            _assert_denied(conn, f"SELECT * FROM pgqueue.{view}")
+    states = owner.execute("SELECT state::text, count(*) FROM pgqueue.jobs GROUP BY 1").fetchall()
+    assert states == [("queued", 4)]
+    assert by_sql > first
+
+
+def test_worker_runs_jobs_but_cannot_steer_the_queue(roles: Roles,
+                                                     owner: psycopg.Connection[Any]) -> None:
+    ok = owner.execute("SELECT pgqueue.enqueue('observe.quick', '[1]', 'emails')").fetchone()
+    bad = owner.execute("SELECT pgqueue.enqueue('observe.broken', '[]', 'emails', "
+                        "max_attempts => 1)").fetchone()
+    assert ok and bad
+    # The real CLI as the worker role: schema check, register, heartbeat and rescue, claim,
+    # record success and failure, unregister.
+    result = run_cli("--app", "tests.apps.observe_app:app", "worker", "--one-shot",
+                     dsn=roles.dsn_as(roles.worker))
+    assert result.returncode == 0, result.stdout + result.stderr
+    states = dict(owner.execute("SELECT id, state::text FROM pgqueue.jobs").fetchall())
+    assert states == {ok[0]: "succeeded", bad[0]: "failed"}
+    assert owner.execute("SELECT count(*) FROM pgqueue.workers").fetchone() == (0,)
+
+    worker_app = observe_app.app
+    worker_app._dsn = roles.dsn_as(roles.worker)
+    try:
+        follow_up = observe_app.quick.defer(5)  # tasks may enqueue follow-up jobs
+        assert worker_app.run_worker(one_shot=True, delete_jobs="always") == 0
+    finally:
+        worker_app.close()
+        worker_app._db = None
+    assert owner.execute("SELECT count(*) FROM pgqueue.jobs WHERE id = %s",
+                         (follow_up,)).fetchone() == (0,)
+
+    with roles.connect_as(roles.worker) as conn:
+        assert conn.execute("SELECT count(*) FROM pgqueue.paused_queues").fetchone() == (0,)
+        _assert_denied(conn, "SELECT pgqueue.pause_queue('emails')")
+        _assert_denied(conn, "INSERT INTO pgqueue.migrations (name) VALUES ('9999_x')")
+        _assert_denied(conn, "TRUNCATE pgqueue.jobs")
+        _assert_denied(conn, "ALTER TABLE pgqueue.jobs ADD COLUMN x int")
+
+
+def test_observer_reads_the_views_and_nothing_else(roles: Roles,
+                                                   owner: psycopg.Connection[Any]) -> None:
+    job = owner.execute("SELECT pgqueue.enqueue('observe.quick', '[\"secret\"]', 'emails')"
+                        ).fetchone()
+    assert job is not None
+    owner.execute("SELECT pgqueue.pause_queue('reports')")
+    with roles.connect_as(roles.observer) as conn:
+        for view in VIEWS:
+            conn.execute(f"SELECT * FROM pgqueue.{view}").fetchall()
+        stats = conn.execute("SELECT queue, queued, paused FROM pgqueue.queue_stats").fetchall()
+        assert stats == [("emails", 1, False), ("reports", 0, True)]
+        health = conn.execute("SELECT queued, notification_queue_usage FROM pgqueue.health"
+                              ).fetchone()
+        assert health == (1, 0.0)
+        _assert_denied(conn, "SELECT args FROM pgqueue.jobs")
+        _assert_denied(conn, "SELECT * FROM pgqueue.workers")
+        _assert_denied(conn, "SELECT * FROM pgqueue.paused_queues")
+        _assert_denied(conn, "SELECT pgqueue.enqueue('observe.quick')")
+        _assert_denied(conn, "SELECT pgqueue.retry_job(%s)", job[0])
+        _assert_denied(conn, "SELECT pgqueue.cancel_job(%s)", job[0])
+        _assert_denied(conn, "SELECT pgqueue.resume_queue('reports')")
+        _assert_denied(conn, "CALL pgqueue.prune()")
