@@ -3,6 +3,7 @@ produces a handful of lines, not a flood."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 
@@ -23,3 +24,11 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+def raise_if_cancelling() -> None:
+    """The driver may turn a cancellation that hits mid-query into a connection error; a
+    service loop that catches that error must still stop when its task is being cancelled."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()

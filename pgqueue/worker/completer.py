@@ -14,7 +14,7 @@ from pgqueue import store
 from pgqueue.db import Call, Database, atransaction
 from pgqueue.errors import DatabaseUnavailable
 from pgqueue.logs import log_event
-from pgqueue.worker.backoff import Backoff
+from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 from pgqueue.worker.options import DeleteJobs
 from pgqueue.worker.outcome import Outcome, OutcomeKind
 
@@ -29,6 +29,8 @@ class Completer:
         self._has_pending = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.writes = 0
+        """Batches written so far."""
 
     def submit(self, outcome: Outcome) -> asyncio.Future[bool]:
         """Queue an outcome; the future resolves to False if the claim was lost (fenced out)."""
@@ -37,6 +39,10 @@ class Completer:
         self._idle.clear()
         self._has_pending.set()
         return future
+
+    @property
+    def idle(self) -> bool:
+        return self._idle.is_set()
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
@@ -51,13 +57,18 @@ class Completer:
                 try:
                     accepted = await self._write([outcome for outcome, _ in batch])
                     break
-                except DatabaseUnavailable as exc:
+                except Exception as exc:
+                    raise_if_cancelling()
                     delay = backoff.next_delay()
                     if backoff.should_log():
                         log_event(logger, logging.WARNING, "completer.write_failed",
-                                  jobs=len(batch), retry_in_s=delay, error=str(exc)[:200])
+                                  jobs=len(batch), retry_in_s=delay,
+                                  error=f"{type(exc).__name__}: {exc}"[:300])
+                        if not isinstance(exc, DatabaseUnavailable):
+                            logger.exception("unexpected error writing outcomes")
                     await asyncio.sleep(delay)
             backoff.reset()
+            self.writes += 1
             for outcome, future in batch:
                 landed = outcome.job.id in accepted
                 if not landed:

@@ -26,7 +26,7 @@ from pgqueue.db import ABORT_CHANNEL, JOBS_CHANNEL, Listener
 from pgqueue.errors import DatabaseUnavailable
 from pgqueue.logs import log_event
 from pgqueue.types import ClaimedJob
-from pgqueue.worker.backoff import Backoff
+from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import RunningJob, StopReason, execute
 from pgqueue.worker.notifications import concerns_queues
@@ -92,7 +92,7 @@ class Worker:
             await self.completer.wait_idle()
             for service in services:
                 service.cancel()
-            await asyncio.gather(*services, return_exceptions=True)
+            await asyncio.wait(services, timeout=5.0)
             await self._unregister()
             self._threads.shutdown(wait=False, cancel_futures=True)
             await self.app.db.aclose()
@@ -153,6 +153,7 @@ class Worker:
                 await self._wait_for(self._slot_freed, None)
                 continue
             self._wake.clear()
+            writes_before_claim = self.completer.writes
             try:
                 jobs = await self.app.db.arun(store.claim_jobs(
                     worker_id=self._require_worker_id(), queues=self.options.queues,
@@ -171,7 +172,12 @@ class Worker:
                 continue
             if self.options.one_shot:
                 if not jobs and not self.running:
-                    return
+                    # Done only if no outcome was written during the claim: a retry being
+                    # written was row-locked (skipped) yet may be due now.
+                    if self.completer.idle and self.completer.writes == writes_before_claim:
+                        return
+                    await self.completer.wait_idle()
+                    continue
                 self._slot_freed.clear()
                 await self._wait_for(self._slot_freed, self.options.poll_interval)
                 continue
@@ -283,6 +289,7 @@ class Worker:
                     for channel, payload in notifications:
                         self._on_notification(channel, payload)
                 except DatabaseUnavailable as exc:
+                    raise_if_cancelling()
                     await listener.close()
                     delay = backoff.next_delay()
                     if backoff.should_log():
@@ -325,6 +332,7 @@ class Worker:
                 backoff.reset()
                 delay = self.options.heartbeat_interval
             except DatabaseUnavailable as exc:
+                raise_if_cancelling()
                 delay = backoff.next_delay()
                 if backoff.should_log():
                     log_event(logger, logging.WARNING, "heartbeat.failed", retry_in_s=delay,
