@@ -67,7 +67,8 @@ def translated_errors() -> Iterator[None]:
         raise SchemaMissing(f"pgqueue schema missing or out of date ({exc}); "
                             "run `pgqueue migrate`") from exc
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-        raise DatabaseUnavailable(f"database unavailable: {exc}".strip()) from exc
+        one_line = " ".join(str(exc).split())
+        raise DatabaseUnavailable(f"database unavailable: {one_line}") from exc
 
 
 def _execute_sync(cursor: Any, call: Call[T]) -> T:
@@ -115,6 +116,8 @@ class Database:
     @property
     def pool(self) -> psycopg_pool.ConnectionPool:
         if self._pool is None:
+            with connect(self.conninfo):
+                pass  # fail fast with the driver's own message instead of a pool timeout
             self._pool = psycopg_pool.ConnectionPool(
                 self.conninfo, min_size=1, max_size=self.max_size, open=False,
                 kwargs=self._pool_kwargs(), timeout=10, name="pgqueue",
@@ -125,6 +128,7 @@ class Database:
 
     async def apool(self) -> psycopg_pool.AsyncConnectionPool:
         if self._apool is None:
+            await (await aconnect(self.conninfo)).close()  # fail fast, as in `pool`
             apool = psycopg_pool.AsyncConnectionPool(
                 self.conninfo, min_size=1, max_size=self.max_size, open=False,
                 kwargs=self._pool_kwargs(), timeout=10, name="pgqueue-async",

@@ -70,8 +70,9 @@ def start_worker_thread(app: pgqueue.App, **options: Any) -> ThreadedWorker:
 
 
 def cli_env(dsn: str | None = None, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **extra}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("PGQUEUE_APP", None)
+    env.update(extra)
     if dsn is not None:
         env["PGQUEUE_DSN"] = dsn
     return env
