@@ -71,7 +71,7 @@ def test_schedule_rules() -> None:
     assert check_schedule(None, timedelta(seconds=5)) == (None, 5.0)
     assert check_schedule(None, 2) == (None, 2.0)
     with pytest.raises(InvalidSchedule, match="timezone-aware"):
-        check_schedule(datetime.now(), None)  # noqa: DTZ005 - the point of the test
+        check_schedule(datetime.now(), None)
     for delay in (-1, math.inf, math.nan, "5", True):
         with pytest.raises(InvalidSchedule):
             check_schedule(None, delay)  # type: ignore[arg-type]
