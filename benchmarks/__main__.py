@@ -1,0 +1,57 @@
+"""Command line: `python -m benchmarks run --quick|--full`, `check --quick`, `report FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmarks import check, metrics, report, run
+from benchmarks.systems import all_systems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_cmd = commands.add_parser("run", help="every metric, pgqueue and every peer")
+    size = run_cmd.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="mode", action="store_const", const="quick")
+    size.add_argument("--full", dest="mode", action="store_const", const="full")
+    run_cmd.add_argument("--systems", default=None,
+                         help="comma-separated subset of: "
+                              + ",".join(s.name for s in all_systems()))
+    run_cmd.add_argument("--metrics", default=None,
+                         help="comma-separated subset of: " + ",".join(run.METRICS))
+    run_cmd.add_argument("--out", type=Path, default=run.RESULTS)
+    check_cmd = commands.add_parser("check", help="CI gate: pgqueue/raw ratio vs baseline")
+    check_cmd.add_argument("--quick", action="store_true", help="(the only mode; accepted)")
+    check_cmd.add_argument("--update-baseline", action="store_true")
+    report_cmd = commands.add_parser("report", help="rewrite the .md and .png of a results file")
+    report_cmd.add_argument("json_file", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "run":
+        mode = args.mode or "quick"
+        sizes = metrics.FULL if mode == "full" else metrics.QUICK
+        systems = all_systems()
+        if args.systems:
+            wanted = args.systems.split(",")
+            unknown = set(wanted) - {s.name for s in systems}
+            if unknown:
+                parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
+            systems = [s for s in systems if s.name in wanted]
+        chosen = args.metrics.split(",") if args.metrics else list(run.METRICS)
+        run.run(systems, sizes, mode, chosen, args.out)
+        return 0
+    if args.command == "check":
+        return check.check(update_baseline=args.update_baseline)
+    results = json.loads(args.json_file.read_text())
+    results["summary"] = report.summarize(results)
+    args.json_file.with_suffix(".md").write_text(report.markdown(results))
+    report.chart(args.json_file, args.json_file.with_suffix(".png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
