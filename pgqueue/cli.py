@@ -104,6 +104,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     worker.add_argument("--shutdown-timeout", type=float, default=30.0)
     worker.add_argument("--delete-jobs", choices=["never", "successful", "always"],
                         default="never")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus metrics on this port (docs/metrics.md)")
 
     migrate = commands.add_parser("migrate", help="create or upgrade the pgqueue schema")
     migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
@@ -131,6 +133,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
 
     stats = commands.add_parser("stats", help="per-queue counts and oldest waiting job")
     stats.add_argument("--json", action="store_true")
+    top = commands.add_parser("top", help="live view: queues, rates, latency, workers, failures")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
     commands.add_parser("healthcheck", help="exit 0 if the database and schema are ready")
     return parser
 
@@ -153,9 +158,15 @@ def run_command(args: argparse.Namespace, app: App, out: Callable[[str], None] =
 
 def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
     _require_schema(app)
+    if args.metrics_port is not None:
+        from pgqueue.observe.metrics import metrics_service
+
+        if metrics_service not in app.worker_services:
+            app.worker_services.append(metrics_service)
     return app.run_worker(
         queues=args.queues, concurrency=args.concurrency, name=args.name,
         one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
+        metrics_port=args.metrics_port,
         shutdown_timeout=args.shutdown_timeout, delete_jobs=args.delete_jobs)
 
 
@@ -236,6 +247,14 @@ def _healthcheck(args: argparse.Namespace, app: App, out: Callable[[str], None])
     return EXIT_OK
 
 
+def _top(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    from pgqueue.observe.top import run_top
+
+    if not args.interval > 0:
+        raise CommandError("--interval must be > 0 seconds", EXIT_USAGE)
+    return run_top(app, interval=args.interval, once=args.once)
+
+
 def _require_schema(app: App) -> None:
     with app.db.connection() as conn:
         pending = pending_migrations(conn)
@@ -265,6 +284,7 @@ def _table(
 _HANDLERS: dict[str, Callable[[argparse.Namespace, App, Callable[[str], None]], int]] = {
     "worker": _worker, "migrate": _migrate, "defer": _defer, "jobs": _jobs, "retry": _retry,
     "cancel": _cancel, "stats": _stats, "healthcheck": _healthcheck,
+    "top": _top,
 }
 
 

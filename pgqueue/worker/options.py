@@ -37,6 +37,8 @@ class WorkerOptions:
     """A worker silent this long is dead; its running jobs are rescued."""
     listener_ping_interval: float = 10.0
     """Seconds of silence after which the LISTEN connection is pinged."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this port (pgqueue.observe.metrics); None: no endpoint."""
 
     def __post_init__(self) -> None:
         if self.queues is not None:
@@ -56,6 +58,8 @@ class WorkerOptions:
             raise ConfigurationError("shutdown_timeout must be >= 0 seconds")
         if self.heartbeat_timeout <= self.heartbeat_interval:
             raise ConfigurationError("heartbeat_timeout must exceed heartbeat_interval")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigurationError(f"metrics_port must be 1-65535, not {self.metrics_port!r}")
         if self.delete_jobs not in ("never", "successful", "always"):
             raise ConfigurationError(
                 f"delete_jobs must be never, successful or always, not {self.delete_jobs!r}"

@@ -162,3 +162,7 @@ def test_observer_reads_the_views_and_nothing_else(roles: Roles,
         _assert_denied(conn, "SELECT pgqueue.cancel_job(%s)", job[0])
         _assert_denied(conn, "SELECT pgqueue.resume_queue('reports')")
         _assert_denied(conn, "CALL pgqueue.prune()")
+    # `pgqueue top` reads only the views: the observer role is enough.
+    top = run_cli("top", "--once", dsn=roles.dsn_as(roles.observer))
+    assert top.returncode == 0, top.stdout + top.stderr
+    assert "emails" in top.stdout and "paused" in top.stdout

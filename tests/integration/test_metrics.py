@@ -1,0 +1,170 @@
+"""The worker's Prometheus endpoint (`--metrics-port`), scraped while the worker runs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pgqueue.app import App
+from pgqueue.observe.metrics import metrics_service
+from pgqueue.worker.options import WorkerOptions
+from pgqueue.worker.runner import Worker
+from tests.apps import observe_app
+from tests.helpers import spawn_cli, start_worker_thread, wait_until
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(port: int) -> tuple[str, Samples]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return text, samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def scrape_until(port: int, check: Any, message: str, timeout: float = 20.0) -> Samples:
+    """Scrape until `check(samples)` holds (the endpoint may not be up yet at first)."""
+    last: list[Samples] = [{}]
+
+    def attempt() -> bool:
+        try:
+            last[0] = scrape(port)[1]
+        except (urllib.error.URLError, ConnectionError):
+            return False
+        return bool(check(last[0]))
+
+    try:
+        wait_until(attempt, timeout=timeout, interval=0.1, message=message)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last scrape: {sorted(last[0].items())}") from None
+    return last[0]
+
+
+@pytest.fixture
+def app(dsn: str) -> Iterator[App]:
+    observe_app.app._dsn = dsn
+    yield observe_app.app
+    observe_app.app.close()
+    observe_app.app._db = None
+    if metrics_service in observe_app.app.worker_services:
+        observe_app.app.worker_services.remove(metrics_service)
+
+
+def test_scraping_a_running_worker_shows_jobs_slots_queues_and_workers(
+    app: App, dsn: str
+) -> None:
+    slow = [observe_app.slow.defer(30.0) for _ in range(3)]
+    observe_app.quick.defer_many([(1,), (2,)])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgqueue.pause_queue('archive')")
+    port = free_port()
+    worker = spawn_cli("--app", "tests.apps.observe_app:app", "worker", "-q", "reports",
+                       "-c", "2", "--name", "metrics-worker", "--metrics-port", str(port),
+                       dsn=dsn)
+    try:
+        samples = scrape_until(
+            port, lambda s: value(s, "pgqueue_worker_busy_slots") == 2
+            and value(s, "pgqueue_jobs", queue="reports", state="running") == 2,
+            "the worker to run two slow jobs")
+        assert value(samples, "pgqueue_worker_slots") == 2
+        assert value(samples, "pgqueue_jobs", queue="reports", state="queued") == 1
+        assert value(samples, "pgqueue_jobs_due", queue="reports") == 1
+        assert value(samples, "pgqueue_jobs", queue="emails", state="queued") == 2
+        assert value(samples, "pgqueue_jobs_due", queue="emails") == 2
+        assert (value(samples, "pgqueue_queue_oldest_waiting_seconds", queue="emails") or -1) >= 0
+        assert value(samples, "pgqueue_queue_paused", queue="archive") == 1
+        assert value(samples, "pgqueue_workers_alive") == 1
+        assert value(samples, "pgqueue_database_up") == 1
+        assert 0 <= (value(samples, "pgqueue_notification_queue_usage") or 0) < 1
+        info = [labels for (name, labels), _ in samples.items() if name == "pgqueue_worker_info"]
+        assert [dict(labels)["name"] for labels in info] == ["metrics-worker"]
+        assert dict(info[0])["queues"] == "reports"
+        text, _ = scrape(port)
+        for histogram in ("pgqueue_claim_duration_seconds", "pgqueue_ack_duration_seconds",
+                          "pgqueue_task_duration_seconds", "pgqueue_wakeup_latency_seconds"):
+            assert f"# TYPE {histogram} histogram" in text
+
+        for job_id in slow:
+            app.cancel_job(job_id)
+        scrape_until(port, lambda s: value(s, "pgqueue_worker_busy_slots") == 0
+                     and value(s, "pgqueue_jobs", queue="reports", state="running") is None,
+                     "the cancelled jobs to leave their slots")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0, output
+    assert "metrics.serving" in output
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        scrape(port)
+
+
+def _worker_reports_timings() -> bool:
+    worker = Worker(App("postgresql://unused"), WorkerOptions())
+    try:
+        return isinstance(getattr(worker, "observers", None), list)
+    finally:
+        worker._threads.shutdown()
+
+
+@pytest.mark.skipif(not _worker_reports_timings(),
+                    reason="the worker has no observer hook yet (worker.observers, issue 7)")
+def test_timings_reported_by_the_worker_hook(app: App) -> None:
+    port = free_port()
+    app.worker_services.append(metrics_service)
+    handle = start_worker_thread(app, queues=["emails"], concurrency=2, metrics_port=port)
+    try:
+        scrape_until(port, lambda s: value(s, "pgqueue_database_up") == 1, "the endpoint")
+        observe_app.quick.defer_many([(n,) for n in range(3)])
+        observe_app.broken.defer()
+        samples = scrape_until(
+            port, lambda s: value(s, "pgqueue_task_duration_seconds_count",
+                                  task="observe.quick", outcome="succeeded") == 3
+            and value(s, "pgqueue_task_duration_seconds_count", task="observe.broken",
+                      outcome="failed") == 1
+            and value(s, "pgqueue_outcomes_recorded_total", outcome="succeeded") == 3,
+            "four jobs to be timed")
+        assert value(samples, "pgqueue_jobs_claimed_total", queue="emails") == 4
+        assert value(samples, "pgqueue_wakeup_latency_seconds_count", queue="emails") == 4
+        assert (value(samples, "pgqueue_wakeup_latency_seconds_sum", queue="emails") or 0) < 20
+        assert (value(samples, "pgqueue_claim_duration_seconds_count") or 0) >= 1
+        assert (value(samples, "pgqueue_ack_duration_seconds_count") or 0) >= 1
+        assert value(samples, "pgqueue_outcomes_recorded_total", outcome="failed") == 1
+    finally:
+        handle.stop()
+
+
+def test_a_port_in_use_is_logged_and_the_worker_runs_jobs_anyway(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.worker_services.append(metrics_service)
+    job = observe_app.quick.defer(3)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with caplog.at_level(logging.ERROR, logger="pgqueue.metrics"):
+            assert app.run_worker(one_shot=True, metrics_port=port) == 0
+    assert app.get_job(job).result == 3
+    assert any("metrics.unavailable" in record.getMessage() for record in caplog.records)
