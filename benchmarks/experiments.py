@@ -6,10 +6,12 @@ process, on a fresh database, so the differences (not the absolute numbers) are 
     python -m benchmarks.experiments bulk         # defer_many: Python encode vs SQL vs COPY
     python -m benchmarks.experiments claims       # transactions per job while a worker drains
     python -m benchmarks.experiments plans        # EXPLAIN (ANALYZE, BUFFERS) of the claim
+    python -m benchmarks.experiments tuned        # stock worker vs proposed hot-path changes
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import tempfile
@@ -174,6 +176,29 @@ def bulk(admin_dsn: str, n: int = 50_000) -> dict[str, Any]:
 
         timed("COPY into pgqueue.jobs (its indexes, checks and trigger)", copy_pgqueue)
 
+    def proposed_defer_many() -> None:
+        """What defer_many could do: one signature check setup, the fast JSON path, ids
+        taken from the sequence in one query, then COPY (its statement trigger still sends
+        the one NOTIFY)."""
+        from benchmarks.peers.pgqueue_tuned_app import fast_to_json
+
+        signature = inspect.signature(noop.func)
+        rows = []
+        for item in items:
+            signature.bind(*item)
+            rows.append(fast_to_json(list(item), "positional arguments"))
+        with psycopg.connect(dsn, autocommit=True) as conn3, conn3.transaction():
+            ids = [r[0] for r in conn3.execute(
+                "SELECT nextval(pg_get_serial_sequence('pgqueue.jobs', 'id')) "
+                "FROM generate_series(1, %s)", (len(rows),))]
+            with conn3.cursor().copy("COPY pgqueue.jobs (id, task_name, queue, args, "
+                                     "max_attempts) FROM STDIN") as copy:
+                for job_id, args_json in zip(ids, rows, strict=True):
+                    copy.write_row((job_id, "noop", "default", args_json, 3))
+
+    timed("proposed defer_many: signature once + fast JSON + nextval ids + COPY",
+          proposed_defer_many)
+
     def copy_raw() -> None:
         with psycopg.connect(systems["raw"].dsn, autocommit=True) as conn2, \
                 conn2.cursor().copy("COPY raw_jobs (args) FROM STDIN") as copy:
@@ -201,6 +226,27 @@ def claims(admin_dsn: str, jobs: int = 10_000) -> dict[str, Any]:
         out[f"{name} c={concurrency}"] = {
             "jobs_per_s": round(result["per_s"]),
             "commits_per_job": round((_commits(system) - before) / result["jobs"], 3)}
+    return out
+
+
+def tuned(admin_dsn: str, jobs: int = 20_000, reps: int = 3) -> dict[str, Any]:
+    """Stock worker vs the same worker with the proposed hot-path changes
+    (benchmarks/peers/pgqueue_tuned_app.py), alternating, same database."""
+    stock = _systems(admin_dsn, "pgqueue")["pgqueue"]
+    patched = System(**{**stock.__dict__, "name": "pgqueue-tuned"})
+    patched.worker_argv = lambda py, c: [
+        str(py.parent / "pgqueue"), "--app", "benchmarks.peers.pgqueue_tuned_app:app",
+        "--log-level", "WARNING", "worker", "--concurrency", str(c)]
+    out: dict[str, Any] = {}
+    for concurrency in (10, 100):
+        rates: dict[str, list[float]] = {"stock": [], "tuned": []}
+        for _ in range(reps):
+            for label, system in (("stock", stock), ("tuned", patched)):
+                system.reset()
+                system.seed(jobs)
+                rates[label].append(metrics.process(system, jobs, concurrency, 60)["per_s"])
+        out[f"c={concurrency}"] = {k: round(stats.median(v) or 0) for k, v in rates.items()}
+    stock.reset()
     return out
 
 
