@@ -8,6 +8,7 @@ CLI can load it as ``--app pgqueue.contrib.django.app:app``.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from pgqueue.app import App
@@ -31,9 +32,17 @@ class TaskRegistry(dict[str, "Task[Any, Any]"]):
     def __init__(self, resolve: Callable[[str], Task[Any, Any] | None]) -> None:
         super().__init__()
         self._resolve = resolve
+        self._resolving = threading.local()
 
     def __missing__(self, name: str) -> Task[Any, Any]:
-        task = self._resolve(name)
+        resolving: set[str] = self._resolving.__dict__.setdefault("names", set())
+        if name in resolving:  # registering it is what asked: it is not there yet
+            raise KeyError(name)
+        resolving.add(name)
+        try:
+            task = self._resolve(name)
+        finally:
+            resolving.discard(name)
         if task is None:
             raise KeyError(name)
         return task
