@@ -29,7 +29,8 @@ class Sizes:
     single: int
     bulk: int
     bulk_loop: int
-    """Bulk size for systems whose bulk is a loop in one transaction (their rate is flat in N)."""
+    """Bulk size for systems whose bulk is a loop of single enqueues (one transaction, or one
+    producer for Celery): their rate is flat in N, and 50,000 would take minutes."""
     throughput: int
     throughput_cap_s: float
     concurrencies: tuple[int, ...]
@@ -51,7 +52,7 @@ QUICK = Sizes(reps=1, single=300, bulk=5000, bulk_loop=2000, throughput=3000,
               backlogs=(3000, 100_000), finished_backlog=100_000, backlog_jobs=3000,
               backlog_cap_s=6, backlog_reps=1, processes=(1, 2, 4))
 FULL = Sizes(reps=3, single=2000, bulk=50_000, bulk_loop=10_000, throughput=20_000,
-             throughput_cap_s=10, concurrencies=(1, 10, 100), latency_jobs=200,
+             throughput_cap_s=6, concurrencies=(1, 10, 100), latency_jobs=200,
              latency_gap_s=0.02, steady_rates=(500, 2000), steady_s=30,
              backlogs=(10_000, 100_000, 1_000_000), finished_backlog=1_000_000,
              backlog_jobs=10_000, backlog_cap_s=6, backlog_reps=3, processes=(1, 2, 4))
@@ -105,7 +106,7 @@ def enqueue(system: System, sizes: Sizes) -> dict[str, Any]:
     system.reset()
     single = system.produce("single", sizes.single, 0)
     system.reset()
-    bulk_n = sizes.bulk if system.name in ("pgqueue", "raw", "procrastinate", "celery") \
+    bulk_n = sizes.bulk if system.name in ("pgqueue", "raw", "procrastinate") \
         else sizes.bulk_loop
     bulk = system.produce("bulk", bulk_n, 0)
     system.reset()
@@ -138,7 +139,7 @@ def process(system: System, jobs: int, concurrency: int, cap_s: float,
 
 def throughput(system: System, sizes: Sizes, concurrency: int) -> dict[str, Any]:
     system.reset()
-    system.seed(sizes.throughput)
+    system.seed(min(sizes.throughput, system.seed_max or sizes.throughput))
     return process(system, sizes.throughput, concurrency, sizes.throughput_cap_s)
 
 
@@ -151,7 +152,7 @@ def backlog_series(system: System, sizes: Sizes) -> dict[str, Any]:
                   sizes.finished_backlog))
     for label, waiting, finished in cases:
         if system.backlog_max and max(waiting, finished) > system.backlog_max:
-            out[label] = {"skipped": "broker is not a table"}
+            out[label] = {"skipped": f"backlogs over {system.backlog_max:,} not run for it"}
             continue
         if finished and system.name == "celery":
             out[label] = {"skipped": "keeps no finished jobs"}

@@ -156,6 +156,10 @@ def _metric_steady(systems: Sequence[System], sizes: Sizes) -> dict[str, Any]:
             continue
         out[system.name] = {}
         for rate in sizes.steady_rates:
+            slower = [r for r in out[system.name].values() if r.get("keeps_up") is False]
+            if slower:
+                out[system.name][str(rate)] = {"skipped": "did not keep up at a lower rate"}
+                continue
             c = _concurrency(system, 10) or 1
             result = _guarded(system, f"steady {rate}/s",
                               lambda s=system, r=rate, c=c: metrics.steady_load(s, sizes, r, c))
@@ -182,7 +186,7 @@ def _metric_processes(systems: Sequence[System], sizes: Sizes) -> dict[str, Any]
 
                 def one(s: System = system, c: int = c, k: int = count) -> dict[str, Any]:
                     s.reset()
-                    s.seed(sizes.throughput)
+                    s.seed(min(sizes.throughput, (s.seed_max or sizes.throughput) * k))
                     return metrics.process(s, sizes.throughput, c, sizes.throughput_cap_s,
                                            processes=k)
 

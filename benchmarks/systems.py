@@ -41,6 +41,10 @@ class System:
     """Largest concurrency a single worker process supports (None: any)."""
     wakes_on_notify: bool = True
     backlog_max: int | None = None
+    """Largest backlog seeded for the scaling metric (slow peers: the 1M rows take minutes)."""
+    seed_max: int | None = None
+    """Cap on jobs seeded for a throughput run, for a system seeded through its API that
+    cannot run more than this within the time cap anyway."""
     extra_env: dict[str, str] = field(default_factory=dict)
     dsn: str = ""
     is_reference: bool = False
@@ -244,7 +248,7 @@ def all_systems() -> list[System]:
                    "option); persistent connections (CONN_MAX_AGE=None); bulk: enqueue calls "
                    "in one `transaction.atomic()` (no bulk API).",
             clone=_djtasks_clone, reset_sql=["TRUNCATE django_tasks_database_dbtaskresult"],
-            max_concurrency=1, wakes_on_notify=False,
+            max_concurrency=1, wakes_on_notify=False, backlog_max=100_000,
             extra_env={"DJANGO_SETTINGS_MODULE": "benchmarks.peers.django_settings",
                        "BENCH_DJANGO_APP": "tasks_db"},
         ),
@@ -258,7 +262,7 @@ def all_systems() -> list[System]:
                    "=N; persistent connections; bulk: calls in one `transaction.atomic()`.",
             clone=_bgtasks_clone,
             reset_sql=["TRUNCATE background_task, background_task_completedtask"],
-            wakes_on_notify=False,
+            wakes_on_notify=False, backlog_max=100_000,
             extra_env={"DJANGO_SETTINGS_MODULE": "benchmarks.peers.django_settings",
                        "BENCH_DJANGO_APP": "background_task"},
         ),
@@ -274,6 +278,6 @@ def all_systems() -> list[System]:
                    "`--without-gossip --without-mingle --without-heartbeat`, "
                    "task_ignore_result, prefetch multiplier 32, Redis broker (db 13); bulk: "
                    "`apply_async` through one acquired producer.",
-            backlog_max=100_000,
+            backlog_max=100_000, seed_max=8000,
         ),
     ]
