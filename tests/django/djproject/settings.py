@@ -77,3 +77,5 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"pgqueue": {"handlers": ["console"], "level": "WARNING"}},
 }
+
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
