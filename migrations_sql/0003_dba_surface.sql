@@ -47,7 +47,7 @@ COMMENT ON FUNCTION pgqueue.setting_seconds(text, double precision) IS
     'Value of the setting pgqueue.<setting_name> in seconds, or fallback when it is not set (see docs/sql.md: heartbeat_timeout, stuck_after).';
 
 -- ---------------------------------------------------------------------------------------------
--- Views: seeing the queue
+-- Views: seeing the queue. Durations and ages are seconds, rounded to the millisecond.
 -- ---------------------------------------------------------------------------------------------
 
 -- Counting by state reads every row of pgqueue.jobs (finished rows included); on a table of
@@ -94,10 +94,10 @@ SELECT q.queue,
        coalesce(d.succeeded, 0) AS succeeded,
        coalesce(d.failed, 0) AS failed,
        coalesce(d.cancelled, 0) AS cancelled,
-       extract(epoch FROM now() - d.oldest_due_at)::float8 AS oldest_waiting_seconds,
+       round(extract(epoch FROM now() - d.oldest_due_at), 3)::float8 AS oldest_waiting_seconds,
        coalesce(w.started_5m, 0) AS started_5m,
-       w.wait_p50::float8 AS wait_p50_seconds,
-       w.wait_p95::float8 AS wait_p95_seconds
+       round(w.wait_p50::numeric, 3)::float8 AS wait_p50_seconds,
+       round(w.wait_p95::numeric, 3)::float8 AS wait_p95_seconds
 FROM queues q
 LEFT JOIN depth d ON d.queue = q.queue
 LEFT JOIN recent_waits w ON w.queue = q.queue
@@ -160,10 +160,12 @@ SELECT coalesce(l.task_name, f.task_name) AS task_name,
        coalesce(f.failed_1h, 0) AS failed_1h,
        coalesce(f.cancelled_1h, 0) AS cancelled_1h,
        round(coalesce(f.succeeded_5m + f.failed_5m, 0) / 5.0, 2)::float8 AS per_minute_5m,
-       (f.failed_5m::float8 / nullif(f.succeeded_5m + f.failed_5m, 0)) AS error_rate_5m,
-       (f.failed_1h::float8 / nullif(f.succeeded_1h + f.failed_1h, 0)) AS error_rate_1h,
-       f.duration_p50::float8 AS duration_p50_seconds,
-       f.duration_p95::float8 AS duration_p95_seconds,
+       round(f.failed_5m::numeric / nullif(f.succeeded_5m + f.failed_5m, 0), 4)::float8
+           AS error_rate_5m,
+       round(f.failed_1h::numeric / nullif(f.succeeded_1h + f.failed_1h, 0), 4)::float8
+           AS error_rate_1h,
+       round(f.duration_p50::numeric, 3)::float8 AS duration_p50_seconds,
+       round(f.duration_p95::numeric, 3)::float8 AS duration_p95_seconds,
        f.last_failed_at,
        left(f.last_error, 500) AS last_error
 FROM live l
@@ -192,9 +194,11 @@ SELECT j.id,
        w.name AS worker_name,
        w.hostname AS worker_hostname,
        w.pid AS worker_pid,
-       extract(epoch FROM now() - w.last_heartbeat_at)::float8 AS heartbeat_age_seconds,
+       CASE WHEN isfinite(w.last_heartbeat_at)
+            THEN round(extract(epoch FROM now() - w.last_heartbeat_at), 3)::float8
+       END AS heartbeat_age_seconds,
        j.started_at,
-       extract(epoch FROM now() - j.started_at)::float8 AS running_seconds,
+       round(extract(epoch FROM now() - j.started_at), 3)::float8 AS running_seconds,
        coalesce(j.timeout_seconds, s.stuck_after) AS limit_seconds,
        j.attempts,
        j.max_attempts,
@@ -213,7 +217,7 @@ ORDER BY j.started_at;
 COMMENT ON VIEW pgqueue.stuck_jobs IS
     'Running jobs that need a look: held by a missing or dead worker (heartbeat older than the pgqueue.heartbeat_timeout setting, 30 s) or running past their timeout (pgqueue.stuck_after, 3600 s, when none was recorded). Fix with pgqueue.cancel_job(id); jobs of dead workers are rescued by any live worker.';
 COMMENT ON COLUMN pgqueue.stuck_jobs.reason IS 'worker_missing: no worker row holds it; worker_dead: its worker stopped heartbeating; timeout_exceeded: running longer than limit_seconds.';
-COMMENT ON COLUMN pgqueue.stuck_jobs.heartbeat_age_seconds IS 'Seconds since its worker last heartbeat (NULL: worker missing).';
+COMMENT ON COLUMN pgqueue.stuck_jobs.heartbeat_age_seconds IS 'Seconds since its worker last heartbeat (NULL: worker missing, or marked dead by its supervisor).';
 COMMENT ON COLUMN pgqueue.stuck_jobs.limit_seconds IS 'The job''s recorded timeout_seconds, else the pgqueue.stuck_after setting.';
 COMMENT ON COLUMN pgqueue.stuck_jobs.abort_requested IS 'True when a cancel was already asked for and the worker has not acted on it.';
 
@@ -226,9 +230,11 @@ SELECT w.id,
        w.concurrency,
        (w.last_heartbeat_at >= now() - make_interval(secs => pgqueue.setting_seconds('heartbeat_timeout', 30)))
            AS alive,
-       extract(epoch FROM now() - w.last_heartbeat_at)::float8 AS heartbeat_age_seconds,
+       CASE WHEN isfinite(w.last_heartbeat_at)
+            THEN round(extract(epoch FROM now() - w.last_heartbeat_at), 3)::float8
+       END AS heartbeat_age_seconds,
        w.started_at,
-       extract(epoch FROM now() - w.started_at)::float8 AS uptime_seconds,
+       round(extract(epoch FROM now() - w.started_at), 3)::float8 AS uptime_seconds,
        coalesce(r.running_jobs, 0) AS running_jobs,
        r.running_job_ids,
        r.running_tasks,
@@ -238,7 +244,7 @@ LEFT JOIN LATERAL (
     SELECT count(*) AS running_jobs,
            array_agg(j.id ORDER BY j.id) AS running_job_ids,
            array_agg(DISTINCT j.task_name) AS running_tasks,
-           extract(epoch FROM now() - min(j.started_at))::float8 AS longest_running_seconds
+           round(extract(epoch FROM now() - min(j.started_at)), 3)::float8 AS longest_running_seconds
     FROM pgqueue.jobs j
     WHERE j.worker_id = w.id AND j.state = 'running'
 ) r ON true
@@ -246,6 +252,7 @@ ORDER BY alive DESC, w.id;
 COMMENT ON VIEW pgqueue.workers_overview IS
     'Every registered worker: alive or not (pgqueue.heartbeat_timeout setting, 30 s), heartbeat age, uptime, and the jobs it is running now.';
 COMMENT ON COLUMN pgqueue.workers_overview.queues IS 'Queues the worker claims from; NULL means every queue.';
+COMMENT ON COLUMN pgqueue.workers_overview.heartbeat_age_seconds IS 'Seconds since its last heartbeat (NULL: marked dead by its supervisor).';
 COMMENT ON COLUMN pgqueue.workers_overview.alive IS 'Heartbeat newer than the pgqueue.heartbeat_timeout setting; dead rows are deleted by live workers after 10 timeouts.';
 COMMENT ON COLUMN pgqueue.workers_overview.running_job_ids IS 'Ids of the jobs it runs now (NULL: idle).';
 COMMENT ON COLUMN pgqueue.workers_overview.running_tasks IS 'Distinct task names it runs now.';
@@ -275,7 +282,7 @@ SELECT c.queued,
             secs => pgqueue.setting_seconds('heartbeat_timeout', 30))) AS live_workers,
        (SELECT count(*) FROM pgqueue.paused_queues) AS paused_queues,
        pg_notification_queue_usage() AS notification_queue_usage,
-       (SELECT extract(epoch FROM now() - min(a.xact_start))::float8
+       (SELECT round(extract(epoch FROM now() - min(a.xact_start)), 3)::float8
         FROM pg_stat_activity a
         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
           AND a.backend_xmin IS NOT NULL) AS oldest_transaction_seconds

@@ -206,8 +206,8 @@ def test_task_stats_windows_error_rates_and_last_error(db: Conn) -> None:
         "queued": 2, "running": 0, "retrying": 1, "succeeded_1m": 3, "failed_1m": 1,
         "succeeded_5m": 5, "failed_5m": 1, "succeeded_1h": 5, "failed_1h": 2, "cancelled_1h": 1}
     assert mail["per_minute_5m"] == pytest.approx(6 / 5)
-    assert mail["error_rate_5m"] == pytest.approx(1 / 6)
-    assert mail["error_rate_1h"] == pytest.approx(2 / 7)
+    assert mail["error_rate_5m"] == pytest.approx(1 / 6, abs=1e-4)
+    assert mail["error_rate_1h"] == pytest.approx(2 / 7, abs=1e-4)
     assert mail["last_error"] == "SMTPError: 421 try later"
     assert mail["last_failed_at"] is not None
     # durations: 2,2,2 (1m), 5 (failed), 1,1 (5m), 100 (failed 1h) -> median 2
@@ -221,9 +221,13 @@ def test_task_stats_windows_error_rates_and_last_error(db: Conn) -> None:
 def test_stuck_jobs_lists_dead_and_missing_workers_and_timeouts(db: Conn) -> None:
     live = add_worker(db, name="live")
     dead = add_worker(db, name="dead", heartbeat_ago=60)
+    killed = add_worker(db, name="killed")  # its supervisor saw the process die
+    db.execute("UPDATE pgqueue.workers SET last_heartbeat_at = '-infinity' WHERE id = %s",
+               (killed,))
     healthy = add_job(db, state="running", run_ago=10, started_ago=10, worker_id=live)
     on_dead = add_job(db, state="running", run_ago=10, started_ago=10, worker_id=dead)
     orphan = add_job(db, state="running", run_ago=10, started_ago=10, worker_id=987654)
+    on_killed = add_job(db, state="running", run_ago=1, started_ago=1, worker_id=killed)
     too_long = add_job(db, state="running", run_ago=10, started_ago=10, worker_id=live,
                        timeout_seconds=5)
     hour_plus = add_job(db, state="running", run_ago=4000, started_ago=3700, worker_id=live)
@@ -233,11 +237,12 @@ def test_stuck_jobs_lists_dead_and_missing_workers_and_timeouts(db: Conn) -> Non
     stuck = by("id", rows(db, "SELECT * FROM pgqueue.stuck_jobs"))
     assert {job_id: row["reason"] for job_id, row in stuck.items()} == {
         on_dead: "worker_dead", orphan: "worker_missing", too_long: "timeout_exceeded",
-        hour_plus: "timeout_exceeded"}
+        hour_plus: "timeout_exceeded", on_killed: "worker_dead"}
     assert healthy not in stuck and ten_min not in stuck
     assert stuck[on_dead]["worker_name"] == "dead"
     assert stuck[on_dead]["heartbeat_age_seconds"] == pytest.approx(60, abs=2)
     assert stuck[orphan]["heartbeat_age_seconds"] is None
+    assert stuck[on_killed]["heartbeat_age_seconds"] is None
     assert (stuck[too_long]["limit_seconds"], stuck[hour_plus]["limit_seconds"]) == (5, 3600)
     assert stuck[hour_plus]["running_seconds"] == pytest.approx(3700, abs=2)
     assert next(iter(stuck)) == hour_plus                      # oldest first
@@ -246,7 +251,7 @@ def test_stuck_jobs_lists_dead_and_missing_workers_and_timeouts(db: Conn) -> Non
     db.execute("SET pgqueue.stuck_after = 300")
     db.execute("SET pgqueue.heartbeat_timeout = 120")
     stuck = by("id", rows(db, "SELECT * FROM pgqueue.stuck_jobs"))
-    assert set(stuck) == {orphan, too_long, hour_plus, ten_min}
+    assert set(stuck) == {orphan, too_long, hour_plus, ten_min, on_killed}
     assert stuck[ten_min]["limit_seconds"] == 300
 
 
@@ -254,13 +259,16 @@ def test_workers_overview_shows_heartbeat_age_and_running_jobs(db: Conn) -> None
     busy = add_worker(db, name="busy", queues=["emails", "reports"], concurrency=2)
     idle = add_worker(db, name="idle", heartbeat_ago=3)
     gone = add_worker(db, name="gone", heartbeat_ago=90)
+    killed = add_worker(db, name="killed")
+    db.execute("UPDATE pgqueue.workers SET last_heartbeat_at = '-infinity' WHERE id = %s",
+               (killed,))
     first = add_job(db, task="mail.send", state="running", run_ago=30, started_ago=25,
                     worker_id=busy)
     second = add_job(db, task="report.build", state="running", run_ago=5, started_ago=5,
                      worker_id=busy)
 
     workers = rows(db, "SELECT * FROM pgqueue.workers_overview")
-    assert [w["name"] for w in workers] == ["busy", "idle", "gone"]   # alive first
+    assert [w["name"] for w in workers] == ["busy", "idle", "gone", "killed"]  # alive first
     overview = by("id", workers)
     assert overview[busy]["alive"] and overview[idle]["alive"] and not overview[gone]["alive"]
     assert overview[busy]["queues"] == ["emails", "reports"]
@@ -271,6 +279,7 @@ def test_workers_overview_shows_heartbeat_age_and_running_jobs(db: Conn) -> None
     assert overview[idle]["running_jobs"] == 0 and overview[idle]["running_job_ids"] is None
     assert overview[idle]["heartbeat_age_seconds"] == pytest.approx(3, abs=2)
     assert overview[gone]["heartbeat_age_seconds"] == pytest.approx(90, abs=2)
+    assert (overview[killed]["alive"], overview[killed]["heartbeat_age_seconds"]) == (False, None)
     assert overview[busy]["uptime_seconds"] == pytest.approx(3600, abs=5)
 
 
