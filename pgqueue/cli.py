@@ -104,6 +104,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     worker.add_argument("--shutdown-timeout", type=float, default=30.0)
     worker.add_argument("--delete-jobs", choices=["never", "successful", "always"],
                         default="never")
+    worker.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the periodic scheduler (default) or not")
     worker.add_argument("--metrics-port", type=int, default=None,
                         help="serve Prometheus metrics on this port (docs/metrics.md)")
 
@@ -137,6 +139,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     top.add_argument("--once", action="store_true", help="print one frame and exit")
     commands.add_parser("healthcheck", help="exit 0 if the database and schema are ready")
+    schedules = commands.add_parser("schedules", help="list periodic schedules, pause, resume")
+    toggle = schedules.add_mutually_exclusive_group()
+    toggle.add_argument("--pause", metavar="ID", help="stop schedule ID from firing")
+    toggle.add_argument("--resume", metavar="ID", help="let schedule ID fire again")
     return parser
 
 
@@ -167,7 +173,8 @@ def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> i
         queues=args.queues, concurrency=args.concurrency, name=args.name,
         one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
         metrics_port=args.metrics_port,
-        shutdown_timeout=args.shutdown_timeout, delete_jobs=args.delete_jobs)
+        shutdown_timeout=args.shutdown_timeout, delete_jobs=args.delete_jobs,
+        periodic=args.periodic)
 
 
 def _migrate(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
@@ -255,6 +262,23 @@ def _top(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
     return run_top(app, interval=args.interval, once=args.once)
 
 
+def _schedules(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    from pgqueue.periodic import admin
+
+    schedule_id = args.pause or args.resume
+    if schedule_id:
+        change = admin.pause_schedule if args.pause else admin.resume_schedule
+        if not change(app, schedule_id):
+            raise CommandError(f"no schedule with id {schedule_id!r}", EXIT_NOT_FOUND)
+        out(f"schedule {schedule_id} {'paused' if args.pause else 'resumed'}")
+        return EXIT_OK
+    _table(out, ("id", "task", "timing", "state", "next_tick", "last_tick", "last_job",
+                 "skipped"),
+           [(s.id, s.task_name, s.timing, s.state, _time(s.next_tick_at), _time(s.last_tick_at),
+             s.last_job_id or "", s.skipped_ticks) for s in admin.list_schedules(app)])
+    return EXIT_OK
+
+
 def _require_schema(app: App) -> None:
     with app.db.connection() as conn:
         pending = pending_migrations(conn)
@@ -283,7 +307,7 @@ def _table(
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace, App, Callable[[str], None]], int]] = {
     "worker": _worker, "migrate": _migrate, "defer": _defer, "jobs": _jobs, "retry": _retry,
-    "cancel": _cancel, "stats": _stats, "healthcheck": _healthcheck,
+    "cancel": _cancel, "stats": _stats, "healthcheck": _healthcheck, "schedules": _schedules,
     "top": _top,
 }
 

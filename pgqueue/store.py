@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pgqueue.db import Call, Row
 from pgqueue.types import ClaimedJob, Job, QueueStats
@@ -199,3 +199,91 @@ def metrics_live_jobs() -> Call[list[Row]]:
 def metrics_overview(*, heartbeat_timeout: float) -> Call[Row]:
     return Call("metrics_overview", {"heartbeat_timeout": heartbeat_timeout},
                 lambda rows: rows[0])
+
+
+# ==== periodic ====
+# Rows stay dicts here: the typed views live in pgqueue/periodic, above this layer.
+
+
+def _schedule_ids(rows: list[Row]) -> list[str]:
+    return [row["id"] for row in rows]
+
+
+def lock_schedules_for_reconcile() -> Call[datetime]:
+    return Call("lock_schedules_for_reconcile", {}, lambda rows: rows[0]["now"])
+
+
+def upsert_schedule(
+    *, id: str, task_name: str, cron: str | None, every: timedelta | None, timezone: str,
+    args_json: str, kwargs_json: str, queue: str, priority: int, max_attempts: int,
+    misfire: str, misfire_grace: timedelta, misfire_window: timedelta, next_tick_at: datetime,
+) -> Call[datetime | None]:
+    """Returns the schedule's next tick as stored (kept, or the one given)."""
+    return Call("upsert_schedule", {
+        "id": id, "task_name": task_name, "cron": cron, "every": every, "timezone": timezone,
+        "args": args_json, "kwargs": kwargs_json, "queue": queue, "priority": priority,
+        "max_attempts": max_attempts, "misfire": misfire, "misfire_grace": misfire_grace,
+        "misfire_window": misfire_window, "next_tick_at": next_tick_at,
+    }, lambda rows: rows[0]["next_tick_at"])
+
+
+def orphan_undeclared_schedules(declared: Sequence[str]) -> Call[list[str]]:
+    return Call("orphan_undeclared_schedules", {"declared": list(declared)}, _schedule_ids)
+
+
+def save_runtime_schedule(
+    *, id: str, task_name: str, cron: str | None, every: timedelta | None,
+    anchor_at: datetime | None, timezone: str, args_json: str, kwargs_json: str, queue: str,
+    priority: int, max_attempts: int, misfire: str, misfire_grace: timedelta,
+    misfire_window: timedelta, ends_at: datetime | None,
+) -> Call[str]:
+    return Call("save_runtime_schedule", {
+        "id": id, "task_name": task_name, "cron": cron, "every": every, "anchor_at": anchor_at,
+        "timezone": timezone, "args": args_json, "kwargs": kwargs_json, "queue": queue,
+        "priority": priority, "max_attempts": max_attempts, "misfire": misfire,
+        "misfire_grace": misfire_grace, "misfire_window": misfire_window, "ends_at": ends_at,
+    }, lambda rows: rows[0]["id"])
+
+
+def delete_schedule(schedule_id: str) -> Call[bool]:
+    return Call("delete_schedule", {"id": schedule_id}, bool)
+
+
+def due_schedule_ids() -> Call[list[str]]:
+    return Call("due_schedule_ids", {}, _schedule_ids)
+
+
+def lock_due_schedule(schedule_id: str) -> Call[Row | None]:
+    return Call("lock_due_schedule", {"id": schedule_id}, lambda rows: rows[0] if rows else None)
+
+
+def fire_schedule_ticks(
+    schedule_id: str, *, ticks: Sequence[datetime], next_tick_at: datetime, skipped: int,
+    worker_id: int | None,
+) -> Call[list[tuple[datetime, int]]]:
+    """Returns (tick, job id) for each tick recorded now (a tick already recorded is left out)."""
+    return Call("fire_schedule_ticks", {
+        "id": schedule_id, "ticks": list(ticks), "next_tick_at": next_tick_at,
+        "skipped": skipped, "worker_id": worker_id,
+    }, lambda rows: [(row["tick_at"], row["job_id"]) for row in rows])
+
+
+def seconds_until_next_tick(*, excluded: Sequence[str] = ()) -> Call[float | None]:
+    return Call("seconds_until_next_tick", {"excluded": list(excluded)},
+                lambda rows: rows[0]["seconds"] if rows else None)
+
+
+def prune_schedule_ticks(*, retention: float) -> Call[int]:
+    return Call("prune_schedule_ticks", {"retention": retention}, len)
+
+
+def list_schedules() -> Call[list[Row]]:
+    return Call("list_schedules", {}, lambda rows: rows)
+
+
+def pause_schedule(schedule_id: str) -> Call[bool]:
+    return Call("pause_schedule", {"id": schedule_id}, lambda rows: bool(rows[0]["found"]))
+
+
+def resume_schedule(schedule_id: str) -> Call[bool]:
+    return Call("resume_schedule", {"id": schedule_id}, lambda rows: bool(rows[0]["found"]))

@@ -273,3 +273,161 @@ SELECT (SELECT count(*) FROM pgqueue.workers
        coalesce((SELECT array_agg(queue ORDER BY queue) FROM pgqueue.paused_queues), '{}')
            AS paused_queues,
        pg_notification_queue_usage()::float8 AS notification_queue_usage;
+
+-- ==== periodic ====
+-- Schedules declared in code (pgqueue/periodic). Exactly once per (schedule, tick): the
+-- scheduler that holds the schedule's row lock records the tick in schedule_ticks (primary key
+-- (schedule_id, tick_at)) and inserts its job in the same statement; now() is the only clock.
+
+-- name: lock_schedules_for_reconcile
+-- One reconciliation at a time (workers often start together); this transaction's now() is the
+-- instant new schedules take their first tick after.
+SELECT now() AS now FROM (SELECT pg_advisory_xact_lock(hashtext('pgqueue.schedules'))) AS locked;
+
+-- name: upsert_schedule
+-- Write a schedule's definition from code. The next tick is kept (so ticks missed across a
+-- restart are seen) unless the timing changed or the schedule comes back from orphaned (or from
+-- being a runtime schedule), when it restarts from the first tick after now. paused belongs to
+-- operators and is never touched.
+INSERT INTO pgqueue.schedules AS s
+    (id, task_name, cron, every, timezone, args, kwargs, queue, priority, max_attempts, misfire,
+     misfire_grace, misfire_window, next_tick_at)
+VALUES (%(id)s, %(task_name)s, %(cron)s, %(every)s, %(timezone)s, %(args)s, %(kwargs)s,
+        %(queue)s, %(priority)s, %(max_attempts)s, %(misfire)s, %(misfire_grace)s,
+        %(misfire_window)s, %(next_tick_at)s)
+ON CONFLICT (id) DO UPDATE SET
+    task_name = excluded.task_name, cron = excluded.cron, every = excluded.every,
+    timezone = excluded.timezone, args = excluded.args, kwargs = excluded.kwargs,
+    queue = excluded.queue, priority = excluded.priority, max_attempts = excluded.max_attempts,
+    misfire = excluded.misfire, misfire_grace = excluded.misfire_grace,
+    misfire_window = excluded.misfire_window,
+    next_tick_at = CASE WHEN s.orphaned OR s.origin <> 'code'
+                             OR s.cron IS DISTINCT FROM excluded.cron
+                             OR s.every IS DISTINCT FROM excluded.every
+                             OR s.anchor_at IS NOT NULL OR s.timezone <> excluded.timezone
+                        THEN excluded.next_tick_at ELSE s.next_tick_at END,
+    restart_from = CASE WHEN s.orphaned OR s.origin <> 'code'
+                             OR s.cron IS DISTINCT FROM excluded.cron
+                             OR s.every IS DISTINCT FROM excluded.every
+                             OR s.anchor_at IS NOT NULL OR s.timezone <> excluded.timezone
+                        THEN NULL ELSE s.restart_from END,
+    origin = 'code', anchor_at = NULL, ends_at = NULL,
+    orphaned = false, orphaned_at = NULL, last_seen_at = now()
+RETURNING id, next_tick_at;
+
+-- name: orphan_undeclared_schedules
+-- Schedules no longer in code stop firing and stay visible (a DBA deletes the row to forget).
+-- Runtime schedules were never in code: they are not touched.
+UPDATE pgqueue.schedules
+SET orphaned = true, orphaned_at = now()
+WHERE origin = 'code' AND NOT orphaned AND NOT (id = ANY(%(declared)s::text[]))
+RETURNING id;
+
+-- name: save_runtime_schedule
+-- A schedule created by a program (not declared in code): written whole, and restarted from
+-- anchor_at (or now): the next scheduler pass computes its first tick from there.
+INSERT INTO pgqueue.schedules AS s
+    (id, task_name, cron, every, anchor_at, timezone, args, kwargs, queue, priority,
+     max_attempts, misfire, misfire_grace, misfire_window, ends_at, origin, next_tick_at,
+     restart_from)
+VALUES (%(id)s, %(task_name)s, %(cron)s, %(every)s, %(anchor_at)s, %(timezone)s, %(args)s,
+        %(kwargs)s, %(queue)s, %(priority)s, %(max_attempts)s, %(misfire)s, %(misfire_grace)s,
+        %(misfire_window)s, %(ends_at)s, 'runtime', NULL,
+        coalesce(%(anchor_at)s::timestamptz, now()))
+ON CONFLICT (id) DO UPDATE SET
+    task_name = excluded.task_name, cron = excluded.cron, every = excluded.every,
+    anchor_at = excluded.anchor_at, timezone = excluded.timezone, args = excluded.args,
+    kwargs = excluded.kwargs, queue = excluded.queue, priority = excluded.priority,
+    max_attempts = excluded.max_attempts, misfire = excluded.misfire,
+    misfire_grace = excluded.misfire_grace, misfire_window = excluded.misfire_window,
+    ends_at = excluded.ends_at, origin = 'runtime', next_tick_at = NULL,
+    restart_from = greatest(excluded.restart_from, s.last_tick_at + interval '1 microsecond'),
+    orphaned = false, orphaned_at = NULL, last_seen_at = now()
+RETURNING id;
+
+-- name: delete_schedule
+-- Forget a schedule (an orphan, or a runtime schedule); its tick ledger goes with it.
+DELETE FROM pgqueue.schedules WHERE id = %(id)s RETURNING id;
+
+-- name: due_schedule_ids
+-- Live schedules whose next tick has come (NULL: just resumed, the next tick is recomputed).
+SELECT id FROM pgqueue.schedules
+WHERE NOT paused AND NOT orphaned AND (next_tick_at IS NULL OR next_tick_at <= now())
+  AND (ends_at IS NULL OR next_tick_at IS NULL OR next_tick_at <= ends_at)
+ORDER BY next_tick_at NULLS FIRST, id;
+
+-- name: lock_due_schedule
+-- One scheduler fires a schedule at a time; the others skip the locked row. The WHERE is
+-- re-checked on the row as committed, so a schedule another scheduler just advanced is not due.
+-- A scheduler stalled while holding the lock is cut off after 10 s, so the others take over.
+SELECT id, cron, every, anchor_at, timezone, misfire, misfire_grace, misfire_window, ends_at,
+       next_tick_at, restart_from, now() AS now,
+       set_config('idle_in_transaction_session_timeout', '10s', true) AS stall_guard
+FROM pgqueue.schedules
+WHERE id = %(id)s AND NOT paused AND NOT orphaned
+  AND (next_tick_at IS NULL OR next_tick_at <= now())
+  AND (ends_at IS NULL OR next_tick_at IS NULL OR next_tick_at <= ends_at)
+FOR UPDATE SKIP LOCKED;
+
+-- name: fire_schedule_ticks
+-- In the transaction holding the schedule's row lock: record the ticks (the primary key drops
+-- any already recorded), enqueue one job per tick recorded (run_at = the tick) and advance the
+-- schedule, in one statement. Job ids are drawn first so each tick row names its job.
+WITH due AS (
+    SELECT tick.at AS tick_at, nextval(pg_get_serial_sequence('pgqueue.jobs', 'id')) AS job_id
+    FROM unnest(%(ticks)s::timestamptz[]) AS tick(at)
+), recorded AS (
+    INSERT INTO pgqueue.schedule_ticks (schedule_id, tick_at, job_id, worker_id)
+    SELECT %(id)s::text, due.tick_at, due.job_id, %(worker_id)s::bigint FROM due
+    ON CONFLICT (schedule_id, tick_at) DO NOTHING
+    RETURNING tick_at, job_id
+), enqueued AS (
+    INSERT INTO pgqueue.jobs (id, task_name, queue, args, kwargs, priority, run_at, max_attempts)
+    SELECT recorded.job_id, s.task_name, s.queue, s.args, s.kwargs, s.priority,
+           recorded.tick_at, s.max_attempts
+    FROM recorded JOIN pgqueue.schedules AS s ON s.id = %(id)s
+    RETURNING id
+), latest AS (
+    SELECT tick_at, job_id FROM recorded ORDER BY tick_at DESC LIMIT 1
+), advanced AS (
+    UPDATE pgqueue.schedules AS s
+    SET next_tick_at = %(next_tick_at)s, restart_from = NULL,
+        skipped_ticks = s.skipped_ticks + %(skipped)s,
+        last_tick_at = coalesce((SELECT tick_at FROM latest), s.last_tick_at),
+        last_job_id = coalesce((SELECT job_id FROM latest), s.last_job_id),
+        last_fired_at = CASE WHEN EXISTS (SELECT FROM latest) THEN now() ELSE s.last_fired_at END,
+        last_fired_by = CASE WHEN EXISTS (SELECT FROM latest) THEN %(worker_id)s::bigint
+                             ELSE s.last_fired_by END
+    WHERE s.id = %(id)s
+)
+SELECT tick_at, job_id FROM recorded ORDER BY tick_at;
+
+-- name: seconds_until_next_tick
+-- How long a scheduler may sleep (database time); NULL when no live schedule exists.
+SELECT extract(epoch FROM min(coalesce(next_tick_at, now())) - now())::float8 AS seconds
+FROM pgqueue.schedules
+WHERE NOT paused AND NOT orphaned AND NOT (id = ANY(%(excluded)s::text[]))
+  AND (ends_at IS NULL OR next_tick_at IS NULL OR next_tick_at <= ends_at);
+
+-- name: prune_schedule_ticks
+-- The tick ledger only has to outlive any doubt about a tick; old rows go (per schedule, so the
+-- primary key index does the work).
+DELETE FROM pgqueue.schedule_ticks AS t
+USING pgqueue.schedules AS s
+WHERE t.schedule_id = s.id AND t.tick_at < now() - make_interval(secs => %(retention)s)
+RETURNING t.tick_at;
+
+-- name: list_schedules
+-- Every schedule, for the CLI and the Django admin.
+SELECT id, task_name, cron, every, anchor_at, timezone, args, kwargs, queue, priority,
+       max_attempts, misfire, misfire_grace, misfire_window, ends_at, origin, next_tick_at,
+       restart_from, last_tick_at, last_job_id, last_fired_at, last_fired_by, skipped_ticks,
+       paused, paused_at, orphaned, orphaned_at, last_seen_at, created_at
+FROM pgqueue.schedules
+ORDER BY id;
+
+-- name: pause_schedule
+SELECT pgqueue.pause_schedule(%(id)s) AS found;
+
+-- name: resume_schedule
+SELECT pgqueue.resume_schedule(%(id)s) AS found;
