@@ -104,10 +104,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     worker.add_argument("--shutdown-timeout", type=float, default=30.0)
     worker.add_argument("--delete-jobs", choices=["never", "successful", "always"],
                         default="never")
-    worker.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=True,
-                        help="run the periodic scheduler (default) or not")
+    worker.add_argument("--heartbeat-interval", type=float, default=5.0,
+                        help="seconds between heartbeats (and stalled-job rescues)")
+    worker.add_argument("--heartbeat-timeout", type=float, default=30.0,
+                        help="a worker silent this long is dead and its jobs are rescued")
+    worker.add_argument("--supervise", action="store_true",
+                        help="run the worker in a child process, restarted if it dies")
     worker.add_argument("--metrics-port", type=int, default=None,
                         help="serve Prometheus metrics on this port (docs/metrics.md)")
+    worker.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the periodic scheduler (default) or not")
 
     migrate = commands.add_parser("migrate", help="create or upgrade the pgqueue schema")
     migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
@@ -164,12 +170,18 @@ def run_command(args: argparse.Namespace, app: App, out: Callable[[str], None] =
 
 def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
     _require_schema(app)
+    if args.supervise:
+        from pgqueue.worker.supervisor import Supervisor, child_argv
+
+        argv = getattr(args, "argv", sys.argv[1:])
+        return Supervisor(app, child_argv(argv), args.heartbeat_timeout).run()
     if args.metrics_port is not None:
         from pgqueue.observe.metrics import metrics_service
 
         if metrics_service not in app.worker_services:
             app.worker_services.append(metrics_service)
     return app.run_worker(
+        heartbeat_interval=args.heartbeat_interval, heartbeat_timeout=args.heartbeat_timeout,
         queues=args.queues, concurrency=args.concurrency, name=args.name,
         one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
         metrics_port=args.metrics_port,
@@ -254,14 +266,6 @@ def _healthcheck(args: argparse.Namespace, app: App, out: Callable[[str], None])
     return EXIT_OK
 
 
-def _top(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
-    from pgqueue.observe.top import run_top
-
-    if not args.interval > 0:
-        raise CommandError("--interval must be > 0 seconds", EXIT_USAGE)
-    return run_top(app, interval=args.interval, once=args.once)
-
-
 def _schedules(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
     from pgqueue.periodic import admin
 
@@ -277,6 +281,14 @@ def _schedules(args: argparse.Namespace, app: App, out: Callable[[str], None]) -
            [(s.id, s.task_name, s.timing, s.state, _time(s.next_tick_at), _time(s.last_tick_at),
              s.last_job_id or "", s.skipped_ticks) for s in admin.list_schedules(app)])
     return EXIT_OK
+
+
+def _top(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    from pgqueue.observe.top import run_top
+
+    if not args.interval > 0:
+        raise CommandError("--interval must be > 0 seconds", EXIT_USAGE)
+    return run_top(app, interval=args.interval, once=args.once)
 
 
 def _require_schema(app: App) -> None:
@@ -313,7 +325,9 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, App, Callable[[str], None]], 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     configure_logging(args.log_level)
     try:
         app = load_app(args.app) if args.app else App()

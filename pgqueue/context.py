@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from pgqueue import db, store
+from pgqueue.errors import ClaimLost
 from pgqueue.types import ClaimedJob
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 @dataclass(slots=True)
 class JobContext:
     job: ClaimedJob
     worker_name: str
+    conninfo: str
     _abort: threading.Event = field(default_factory=threading.Event, repr=False)
+    completed_in_transaction: bool = False
+    """Set once `atomic()` committed the job's success with the task's own writes."""
 
     @property
     def job_id(self) -> int:
@@ -28,3 +39,20 @@ class JobContext:
 
     def request_abort(self) -> None:
         self._abort.set()
+
+    @contextmanager
+    def atomic(self) -> Iterator[psycopg.Connection]:
+        """A transaction that also marks this job succeeded, so the task's writes (enqueueing a
+        successor, say) commit exactly when the job does: a crash before the commit reruns the
+        task with nothing written, a crash after it cannot rerun it. Raises `ClaimLost` (and
+        rolls back) if the job was rescued or cancelled meanwhile. The task's return value is
+        not stored for such a job."""
+        with db.connect(self.conninfo, autocommit=False) as conn:
+            with db.translated_errors(), conn.transaction():
+                yield conn
+                landed = db.run_on(conn, store.mark_succeeded(
+                    [self.job.id], [self.job.claim_token], [None]))
+                if not landed:
+                    raise ClaimLost(f"job {self.job.id} attempt {self.job.attempt} lost its "
+                                    "claim (rescued or cancelled); its writes were rolled back")
+            self.completed_in_transaction = True

@@ -70,6 +70,10 @@ class Retry(Exception):
         self.delay = float(delay)
 
 
+class ClaimLost(PgQueueError):
+    """The job's claim was lost (rescued after a stall, or cancelled): its outcome is void."""
+
+
 class TaskTimeout(PgQueueError):
     """The task ran longer than its timeout."""
 

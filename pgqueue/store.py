@@ -107,6 +107,10 @@ def rescue_stalled_jobs(*, heartbeat_timeout: float) -> Call[list[tuple[int, str
                 lambda rows: [(row["id"], row["state"]) for row in rows])
 
 
+def mark_worker_dead(*, hostname: str, pid: int) -> Call[list[int]]:
+    return Call("mark_worker_dead", {"hostname": hostname, "pid": pid}, _ids)
+
+
 def delete_dead_workers(*, heartbeat_timeout: float) -> Call[list[int]]:
     return Call("delete_dead_workers", {"heartbeat_timeout": heartbeat_timeout}, _ids)
 

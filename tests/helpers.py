@@ -88,6 +88,14 @@ def run_cli(*args: str, dsn: str | None, timeout: float = 60.0,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def spawn_cli(*args: str, dsn: str, **extra_env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(cli_command(*args), env=cli_env(dsn, **extra_env), cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def spawn_cli(*args: str, dsn: str, log: Path | None = None,
+              **extra_env: str) -> subprocess.Popen[str]:
+    """Start the CLI; its output goes to `log` (a file, so a chatty worker never blocks on a
+    full pipe) or, without one, to a pipe the caller must drain with communicate()."""
+    output = log.open("w") if log is not None else subprocess.PIPE
+    try:
+        return subprocess.Popen(cli_command(*args), env=cli_env(dsn, **extra_env), cwd=REPO_ROOT,
+                                stdout=output, stderr=subprocess.STDOUT, text=True)
+    finally:
+        if log is not None:
+            output.close()

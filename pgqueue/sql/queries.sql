@@ -132,10 +132,15 @@ WITH live_workers AS (
         error_traceback = NULL
     WHERE j.state = 'running'
       AND (j.worker_id IS NULL OR j.worker_id NOT IN (SELECT id FROM live_workers))
-      AND j.started_at < now() - make_interval(secs => %(heartbeat_timeout)s)
     RETURNING j.id, j.state
 )
 SELECT id, state::text FROM rescued, LATERAL (SELECT pg_notify('pgqueue_jobs', '')) AS wake;
+
+-- name: mark_worker_dead
+-- A supervisor saw its child process die: its jobs need not wait for the heartbeat timeout.
+UPDATE pgqueue.workers SET last_heartbeat_at = '-infinity'
+WHERE hostname = %(hostname)s AND pid = %(pid)s
+RETURNING id;
 
 -- name: delete_dead_workers
 -- Forget workers that stopped heartbeating long ago (their jobs were rescued first).

@@ -37,10 +37,10 @@ class WorkerOptions:
     """A worker silent this long is dead; its running jobs are rescued."""
     listener_ping_interval: float = 10.0
     """Seconds of silence after which the LISTEN connection is pinged."""
-    periodic: bool = True
-    """Run the periodic scheduler when the app declares schedules (see docs/periodic.md)."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (pgqueue.observe.metrics); None: no endpoint."""
+    periodic: bool = True
+    """Run the periodic scheduler when the app declares schedules (see docs/periodic.md)."""
 
     def __post_init__(self) -> None:
         if self.queues is not None:

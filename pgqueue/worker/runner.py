@@ -214,7 +214,7 @@ class Worker:
     # -- running -------------------------------------------------------------------------
 
     def _start(self, job: ClaimedJob) -> None:
-        context = JobContext(job=job, worker_name=self.name)
+        context = JobContext(job=job, worker_name=self.name, conninfo=self.app.dsn)
         running = RunningJob(job=job, context=context)
         self.running[job.id] = running
         log_event(logger, logging.INFO, "job.started", job_id=job.id, task=job.task_name,
@@ -232,7 +232,10 @@ class Worker:
         except Exception as exc:
             outcome = Outcome(job, OutcomeKind.RETRY, retry_delay=1.0, error=describe(exc))
         duration = time.monotonic() - running.started
-        self.completer.submit(outcome)
+        if outcome.kind == OutcomeKind.SUCCEEDED and running.context.completed_in_transaction:
+            pass  # context.atomic() already recorded it with the task's own writes
+        else:
+            self.completer.submit(outcome)
         self._log_outcome(outcome, duration)
         thread = running.thread_future
         if thread is not None and not thread.done() and not self._stopping:
@@ -306,8 +309,18 @@ class Worker:
         elif channel == ABORT_CHANNEL and payload == str(self.worker_id):
             self._check_aborts.set()
 
+    async def _rescue_stalled_jobs(self) -> None:
+        rescued = await self.app.db.arun(store.rescue_stalled_jobs(
+            heartbeat_timeout=self.options.heartbeat_timeout))
+        for job_id, state in rescued:
+            log_event(logger, logging.WARNING, "job.rescued", job_id=job_id, state=state,
+                      reason="worker lost")
+        await self.app.db.arun(store.delete_dead_workers(
+            heartbeat_timeout=self.options.heartbeat_timeout))
+
     async def _heartbeat_loop(self) -> None:
         backoff = Backoff()
+        healthy_since: float | None = None
         while True:
             try:
                 alive, abort_ids = await self.app.db.arun(
@@ -322,17 +335,18 @@ class Worker:
                     if running is not None and running.stop_reason is None:
                         log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
                         running.interrupt(StopReason.ABORT)
-                rescued = await self.app.db.arun(store.rescue_stalled_jobs(
-                    heartbeat_timeout=self.options.heartbeat_timeout))
-                for job_id, state in rescued:
-                    log_event(logger, logging.WARNING, "job.rescued", job_id=job_id,
-                              state=state, reason="worker lost")
-                await self.app.db.arun(store.delete_dead_workers(
-                    heartbeat_timeout=self.options.heartbeat_timeout))
+                if healthy_since is None:
+                    healthy_since = time.monotonic()
+                # Rescue only after one full heartbeat timeout of our own good health: after
+                # an outage every heartbeat is stale, and live workers need that long to
+                # report in before their jobs may be taken from them.
+                if time.monotonic() - healthy_since >= self.options.heartbeat_timeout:
+                    await self._rescue_stalled_jobs()
                 backoff.reset()
                 delay = self.options.heartbeat_interval
             except DatabaseUnavailable as exc:
                 raise_if_cancelling()
+                healthy_since = None
                 delay = backoff.next_delay()
                 if backoff.should_log():
                     log_event(logger, logging.WARNING, "heartbeat.failed", retry_in_s=delay,

@@ -38,10 +38,13 @@ def _ledger_connection() -> psycopg.Connection:
 
 
 def record(context: pgqueue.JobContext, tag: str | None = None) -> None:
-    _ledger_connection().execute(
-        "INSERT INTO ledger (job_id, attempt, pid, tag) VALUES (%s, %s, %s, %s)",
-        (context.job_id, context.attempt, os.getpid(), tag),
-    )
+    params = (context.job_id, context.attempt, os.getpid(), tag)
+    sql = "INSERT INTO ledger (job_id, attempt, pid, tag) VALUES (%s, %s, %s, %s)"
+    try:
+        _ledger_connection().execute(sql, params)
+    except psycopg.OperationalError:  # the server restarted under a reliability test
+        _local.conn = None
+        _ledger_connection().execute(sql, params)
 
 
 @app.task(pass_context=True, retry=False)
@@ -98,7 +101,7 @@ def sync_too_slow(context: pgqueue.JobContext) -> str:
 
 @app.task(pass_context=True, retry=pgqueue.RetryPolicy(max_attempts=3, backoff="fixed",
                                                       base_delay=0))
-def sleep_for(context: pgqueue.JobContext, seconds: float) -> str:
+def sleep_for(context: pgqueue.JobContext, seconds: float, record_end: bool = True) -> str:
     """Sleeps in small steps so a cancel (should_abort) is seen quickly."""
     record(context, "start")
     deadline = time.monotonic() + seconds
@@ -106,7 +109,8 @@ def sleep_for(context: pgqueue.JobContext, seconds: float) -> str:
         if context.should_abort():
             return "aborted"
         time.sleep(0.01)
-    record(context, "end")
+    if record_end:
+        record(context, "end")
     return "slept"
 
 
@@ -121,3 +125,45 @@ async def async_sleep_for(context: pgqueue.JobContext, seconds: float) -> str:
 @app.task(retry=False)
 def returns_unserialisable() -> object:
     return {1, 2}
+
+
+CHAINS_DDL = """
+CREATE TABLE IF NOT EXISTS chain_steps (
+    chain_id integer NOT NULL,
+    step     integer NOT NULL,
+    runs     integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (chain_id, step)
+)
+"""
+
+
+@app.task(pass_context=True, retry=pgqueue.RetryPolicy(max_attempts=10, backoff="fixed",
+                                                      base_delay=0))
+def chain_link(context: pgqueue.JobContext, chain_id: int, step: int, last: int,
+               pause: float = 0.0) -> None:
+    """Counts its step and enqueues its successor in the transaction that completes the job."""
+    time.sleep(pause)
+    with context.atomic() as conn:
+        conn.execute("INSERT INTO chain_steps (chain_id, step, runs) VALUES (%s, %s, 1) "
+                     "ON CONFLICT (chain_id, step) DO UPDATE SET runs = chain_steps.runs + 1",
+                     (chain_id, step))
+        if step < last:
+            chain_link.defer(chain_id, step + 1, last, pause, connection=conn)
+
+
+@app.task(pass_context=True, retry=1)
+def hard_exit(context: pgqueue.JobContext) -> None:
+    record(context, "hard_exit")
+    os._exit(3)
+
+
+@app.task(retry=pgqueue.RetryPolicy(max_attempts=2, backoff="fixed", base_delay=0))
+def raises_base_exception(kind: str) -> None:
+    raise {"memory": MemoryError, "exit": SystemExit,
+           "interrupt": KeyboardInterrupt}[kind]("poison")
+
+
+@app.task(retry=pgqueue.RetryPolicy(max_attempts=2, backoff="fixed", base_delay=0))
+async def async_raises_base_exception(kind: str) -> None:
+    raise {"memory": MemoryError, "exit": SystemExit,
+           "interrupt": KeyboardInterrupt}[kind]("poison")
