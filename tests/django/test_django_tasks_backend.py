@@ -244,3 +244,11 @@ def test_check_reports_misconfiguration(django_db) -> None:
     ids = [message.id for message in backend.check()]
     assert ids == ["pgqueue.E002", "pgqueue.E003"]
     assert list(tasks_api.task_backends["default"].check(databases=["default"])) == []
+
+
+def test_check_reports_an_unknown_database_alias(django_db) -> None:
+    from django.test import override_settings
+
+    with override_settings(PGQUEUE_DATABASE_ALIAS="nope"):
+        ids = [message.id for message in tasks_api.task_backends["default"].check()]
+    assert ids == ["pgqueue.E001"]

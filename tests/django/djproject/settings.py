@@ -78,4 +78,8 @@ LOGGING = {
     "loggers": {"pgqueue": {"handlers": ["console"], "level": "WARNING"}},
 }
 
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Mail stays in memory, also in manage.py subprocesses (MAILERS replaces EMAIL_BACKEND in 6.1).
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
