@@ -6,8 +6,16 @@
 # Both runs always happen; the exit status is non-zero if either failed.
 # Override the interpreters with PGQUEUE_PY311 / PGQUEUE_PY312 (commands, e.g. "python3.11").
 # Extra arguments go to pytest, e.g.: scripts/test-django-matrix.sh -k backend
+# The admin's browser test needs Debian's chromium and chromium-driver (it is skipped, saying
+# so, without them); PGQUEUE_INSTALL_CHROMIUM=1 installs them first (root and apt-get needed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${PGQUEUE_INSTALL_CHROMIUM:-0}" = 1 ] && ! command -v chromedriver >/dev/null; then
+    echo "== installing Debian's chromium and chromium-driver for the browser test"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        chromium chromium-driver >/dev/null; } || echo "== could not install chromium"
+fi
 
 py311=${PGQUEUE_PY311:-"env PYENV_VERSION=3.11.7 python3"}
 py312=${PGQUEUE_PY312:-"env PYENV_VERSION=3.12.1 python3"}
