@@ -102,6 +102,12 @@ class App:
 
         return register(func) if func is not None else register
 
+    def periodic(self, **options: Any) -> Callable[[Task[Any, Any]], Task[Any, Any]]:
+        """Run a task on a schedule; stack above @app.task (see docs/periodic.md)."""
+        from pgqueue.periodic import periodic
+
+        return periodic(self, **options)
+
     def get_task(self, name: str) -> Task[Any, Any]:
         try:
             return self.tasks[name]

@@ -24,22 +24,24 @@ def _first_id(rows: list[Row]) -> int:
 
 def insert_job(
     *, task_name: str, queue: str, args_json: str, kwargs_json: str, priority: int,
-    run_at: datetime | None, delay: float, max_attempts: int,
+    run_at: datetime | None, delay: float, max_attempts: int, timeout_seconds: float | None,
 ) -> Call[int]:
     return Call("insert_job", {
         "task_name": task_name, "queue": queue, "args": args_json, "kwargs": kwargs_json,
         "priority": priority, "run_at": run_at, "delay": delay, "max_attempts": max_attempts,
+        "timeout_seconds": timeout_seconds,
     }, _first_id)
 
 
 def insert_jobs_many(
     *, task_name: str, queue: str, args_json: Sequence[str], kwargs_json: Sequence[str],
     priority: int, run_at: datetime | None, delay: float, max_attempts: int,
+    timeout_seconds: float | None,
 ) -> Call[list[int]]:
     return Call("insert_jobs_many", {
         "task_name": task_name, "queue": queue, "args": list(args_json),
         "kwargs": list(kwargs_json), "priority": priority, "run_at": run_at, "delay": delay,
-        "max_attempts": max_attempts,
+        "max_attempts": max_attempts, "timeout_seconds": timeout_seconds,
     }, _ids)
 
 

@@ -88,7 +88,7 @@ class Task(Generic[P, R]):
         return store.insert_job(
             task_name=self.name, queue=self.queue, args_json=args_json, kwargs_json=kwargs_json,
             priority=self.priority, run_at=run_at, delay=delay,
-            max_attempts=self.retry.max_attempts,
+            max_attempts=self.retry.max_attempts, timeout_seconds=self.timeout,
         )
 
     def defer(
@@ -126,6 +126,6 @@ class Task(Generic[P, R]):
         call = store.insert_jobs_many(
             task_name=self.name, queue=self.queue, args_json=args_json, kwargs_json=kwargs_json,
             priority=self.priority, run_at=run_at, delay=delay,
-            max_attempts=self.retry.max_attempts,
+            max_attempts=self.retry.max_attempts, timeout_seconds=self.timeout,
         )
         return self.app.db.run(call, connection)

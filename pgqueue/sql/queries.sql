@@ -3,16 +3,20 @@
 
 -- name: insert_job
 -- Enqueue one job; the statement trigger sends the wake-up NOTIFY.
-INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts)
+INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
+                          timeout_seconds)
 VALUES (%(task_name)s, %(queue)s, %(args)s, %(kwargs)s, %(priority)s,
-        coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s)
+        coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
+        %(timeout_seconds)s)
 RETURNING id;
 
 -- name: insert_jobs_many
 -- Bulk enqueue in one statement (so one NOTIFY); arrays are unnested row by row.
-INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts)
+INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
+                          timeout_seconds)
 SELECT %(task_name)s, %(queue)s, a.args, a.kwargs, %(priority)s,
-       coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s
+       coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
+       %(timeout_seconds)s
 FROM unnest(%(args)s::jsonb[], %(kwargs)s::jsonb[]) AS a(args, kwargs)
 RETURNING id;
 
@@ -22,6 +26,7 @@ RETURNING id;
 WITH claimable AS (
     SELECT id FROM pgqueue.jobs
     WHERE state = 'queued' AND run_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM pgqueue.paused_queues p WHERE p.queue = jobs.queue)
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -39,6 +44,7 @@ RETURNING j.id, j.task_name, j.queue, j.args, j.kwargs, j.priority, j.attempts, 
 WITH claimable AS (
     SELECT id FROM pgqueue.jobs
     WHERE state = 'queued' AND run_at <= now() AND queue = ANY(%(queues)s::text[])
+      AND NOT EXISTS (SELECT 1 FROM pgqueue.paused_queues p WHERE p.queue = jobs.queue)
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -55,7 +61,8 @@ RETURNING j.id, j.task_name, j.queue, j.args, j.kwargs, j.priority, j.attempts, 
 -- How long an idle worker may sleep before a scheduled job becomes due (NULL: none queued).
 SELECT greatest(0, extract(epoch FROM min(run_at) - now()))::float8
 FROM pgqueue.jobs
-WHERE state = 'queued' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]));
+WHERE state = 'queued' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+  AND NOT EXISTS (SELECT 1 FROM pgqueue.paused_queues p WHERE p.queue = jobs.queue);
 
 -- name: mark_succeeded
 -- Batch acknowledgement: one statement for many jobs; the claim token fences out lost claims.

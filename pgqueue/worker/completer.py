@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from pgqueue import store
 from pgqueue.db import Call, Database, atransaction
 from pgqueue.errors import DatabaseUnavailable
 from pgqueue.logs import log_event
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
+from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import DeleteJobs
 from pgqueue.worker.outcome import Outcome, OutcomeKind
 
@@ -22,8 +25,10 @@ logger = logging.getLogger("pgqueue.worker")
 
 
 class Completer:
-    def __init__(self, db: Database, delete_jobs: DeleteJobs) -> None:
+    def __init__(self, db: Database, delete_jobs: DeleteJobs,
+                 observers: Sequence[Any] = ()) -> None:
         self.db = db
+        self.observers = observers
         self.delete_jobs = delete_jobs
         self._pending: list[tuple[Outcome, asyncio.Future[bool]]] = []
         self._has_pending = asyncio.Event()
@@ -55,6 +60,7 @@ class Completer:
             self._has_pending.clear()
             while True:
                 try:
+                    write_started = time.monotonic()
                     accepted = await self._write([outcome for outcome, _ in batch])
                     break
                 except Exception as exc:
@@ -69,6 +75,8 @@ class Completer:
                     await asyncio.sleep(delay)
             backoff.reset()
             self.writes += 1
+            notify_observers(self.observers, "outcomes_recorded",
+                             [outcome for outcome, _ in batch], time.monotonic() - write_started)
             for outcome, future in batch:
                 landed = outcome.job.id in accepted
                 if not landed:

@@ -30,6 +30,7 @@ from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import RunningJob, StopReason, execute
 from pgqueue.worker.notifications import concerns_queues
+from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
 
@@ -48,6 +49,8 @@ class Worker:
         self.name = options.worker_name
         self.worker_id: int | None = None
         self.running: dict[int, RunningJob] = {}
+        self.observers: list[Any] = []
+        """Told about claims, acknowledgements and finished jobs (pgqueue.worker.observers)."""
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix="pgqueue-task"
         )
@@ -68,7 +71,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._stop = asyncio.Event()
         self._check_aborts = asyncio.Event()
-        self.completer = Completer(self.app.db, self.options.delete_jobs)
+        self.completer = Completer(self.app.db, self.options.delete_jobs, self.observers)
         await self._register()
         loop = self.loop = asyncio.get_running_loop()
         handled = self._install_signal_handlers(loop)
@@ -78,8 +81,15 @@ class Worker:
             services.append(asyncio.create_task(self._listen_loop(), name="listener"))
         services.extend(asyncio.create_task(service(self), name=getattr(service, "__name__", ""))
                         for service in self.app.worker_services)
+        if self.options.metrics_port is not None:
+            from pgqueue.observe.metrics import metrics_service
+
+            if metrics_service not in self.app.worker_services:
+                services.append(asyncio.create_task(metrics_service(self), name="metrics"))
         if not self.options.listen:
             self.ready.set()
+        for service in services:
+            service.add_done_callback(_report_service_death)
         log_event(logger, logging.INFO, "worker.started", worker=self.name,
                   worker_id=self.worker_id, queues=",".join(self.options.queues or ["*"]),
                   concurrency=self.options.concurrency, pid=os.getpid())
@@ -154,6 +164,7 @@ class Worker:
                 continue
             self._wake.clear()
             writes_before_claim = self.completer.writes
+            claim_started = time.monotonic()
             try:
                 jobs = await self.app.db.arun(store.claim_jobs(
                     worker_id=self._require_worker_id(), queues=self.options.queues,
@@ -166,6 +177,8 @@ class Worker:
                 await self._wait_for(self._stop, delay)
                 continue
             backoff.reset()
+            notify_observers(self.observers, "jobs_claimed", jobs,
+                             time.monotonic() - claim_started)
             for job in jobs:
                 self._start(job)
             if len(jobs) == free:
@@ -232,6 +245,7 @@ class Worker:
         except Exception as exc:
             outcome = Outcome(job, OutcomeKind.RETRY, retry_delay=1.0, error=describe(exc))
         duration = time.monotonic() - running.started
+        notify_observers(self.observers, "job_finished", outcome, duration)
         if outcome.kind == OutcomeKind.SUCCEEDED and running.context.completed_in_transaction:
             pass  # context.atomic() already recorded it with the task's own writes
         else:
@@ -358,3 +372,12 @@ class Worker:
 async def _quietly(future: asyncio.Future[Any]) -> None:
     with contextlib.suppress(BaseException):
         await asyncio.shield(future)
+
+
+def _report_service_death(service: asyncio.Task[Any]) -> None:
+    """A background service that dies must say so at once, not when the worker exits."""
+    if service.cancelled() or service.exception() is None:
+        return
+    log_event(logger, logging.ERROR, "worker.service_died", service=service.get_name(),
+              error=repr(service.exception())[:300])
+    logger.error("service %s died", service.get_name(), exc_info=service.exception())
