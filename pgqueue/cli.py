@@ -26,6 +26,7 @@ from pgqueue.errors import (
     SchemaMissing,
 )
 from pgqueue.logs import configure_logging
+from pgqueue.maintenance.retention import RetentionPolicy, parse_age, prune
 from pgqueue.migrate import apply_migrations, full_sql, migration_files, pending_migrations
 
 EXIT_OK = 0
@@ -110,6 +111,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
                         help="a worker silent this long is dead and its jobs are rescued")
     worker.add_argument("--supervise", action="store_true",
                         help="run the worker in a child process, restarted if it dies")
+    worker.add_argument("--prune-every", type=parse_age, default=3600.0, metavar="AGE",
+                        help="how often this worker prunes finished jobs (0: never)")
+    _add_retention_flags(worker)
     worker.add_argument("--metrics-port", type=int, default=None,
                         help="serve Prometheus metrics on this port (docs/metrics.md)")
     worker.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=True,
@@ -139,6 +143,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
         command = commands.add_parser(name, help=help_text)
         command.add_argument("job_id", type=int)
 
+    prune = commands.add_parser("prune", help="delete finished jobs past their retention age")
+    _add_retention_flags(prune)
+
     stats = commands.add_parser("stats", help="per-queue counts and oldest waiting job")
     stats.add_argument("--json", action="store_true")
     top = commands.add_parser("top", help="live view: queues, rates, latency, workers, failures")
@@ -150,6 +157,20 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     toggle.add_argument("--pause", metavar="ID", help="stop schedule ID from firing")
     toggle.add_argument("--resume", metavar="ID", help="let schedule ID fire again")
     return parser
+
+
+def _add_retention_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = RetentionPolicy()
+    for state in ("succeeded", "failed", "cancelled"):
+        parser.add_argument(f"--keep-{state}", type=parse_age, metavar="AGE",
+                            default=getattr(defaults, f"keep_{state}"),
+                            help=f"keep {state} jobs this long (e.g. 12h, 7d, forever)")
+    parser.add_argument("--prune-batch-size", type=int, default=defaults.batch_size)
+
+
+def _retention(args: argparse.Namespace) -> RetentionPolicy:
+    return RetentionPolicy(keep_succeeded=args.keep_succeeded, keep_failed=args.keep_failed,
+                           keep_cancelled=args.keep_cancelled, batch_size=args.prune_batch_size)
 
 
 def run_command(args: argparse.Namespace, app: App, out: Callable[[str], None] = print) -> int:
@@ -182,6 +203,7 @@ def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> i
             app.worker_services.append(metrics_service)
     return app.run_worker(
         heartbeat_interval=args.heartbeat_interval, heartbeat_timeout=args.heartbeat_timeout,
+        prune_every=args.prune_every or None, retention=_retention(args),
         queues=args.queues, concurrency=args.concurrency, name=args.name,
         one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
         metrics_port=args.metrics_port,
@@ -260,6 +282,15 @@ def _stats(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> in
     return EXIT_OK
 
 
+def _prune(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    policy = _retention(args)
+    deleted = prune(app.db, policy, progress=lambda n: print(
+        f"\rdeleted {n} finished jobs ...", end="", file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    out(f"pruned {deleted} finished jobs")
+    return EXIT_OK
+
+
 def _healthcheck(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
     _require_schema(app)
     out("ok: database reachable, schema up to date")
@@ -319,7 +350,8 @@ def _table(
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace, App, Callable[[str], None]], int]] = {
     "worker": _worker, "migrate": _migrate, "defer": _defer, "jobs": _jobs, "retry": _retry,
-    "cancel": _cancel, "stats": _stats, "healthcheck": _healthcheck, "schedules": _schedules,
+    "cancel": _cancel, "prune": _prune, "stats": _stats, "healthcheck": _healthcheck,
+    "schedules": _schedules,
     "top": _top,
 }
 

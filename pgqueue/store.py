@@ -293,3 +293,16 @@ def pause_schedule(schedule_id: str) -> Call[bool]:
 
 def resume_schedule(schedule_id: str) -> Call[bool]:
     return Call("resume_schedule", {"id": schedule_id}, lambda rows: bool(rows[0]["found"]))
+
+
+# ==== retention ====
+
+
+def prune_finished_jobs(
+    *, keep_succeeded: float | None, keep_failed: float | None, keep_cancelled: float | None,
+    batch_size: int,
+) -> Call[int]:
+    return Call("prune_finished_jobs", {
+        "keep_succeeded": keep_succeeded, "keep_failed": keep_failed,
+        "keep_cancelled": keep_cancelled, "batch_size": batch_size,
+    }, lambda rows: int(rows[0]["deleted"]))

@@ -443,3 +443,12 @@ SELECT pgqueue.pause_schedule(%(id)s) AS found;
 
 -- name: resume_schedule
 SELECT pgqueue.resume_schedule(%(id)s) AS found;
+
+-- ==== retention ====
+
+-- name: prune_finished_jobs
+-- One batch of finished jobs older than their state's age (NULL: keep that state forever),
+-- deleted in the caller's short transaction; callers loop until a batch comes back short.
+SELECT pgqueue.prune_batch(
+    make_interval(secs => %(keep_succeeded)s), make_interval(secs => %(keep_failed)s),
+    make_interval(secs => %(keep_cancelled)s), %(batch_size)s) AS deleted;

@@ -39,11 +39,14 @@ class RunningJob:
     context: JobContext
     started: float = field(default_factory=time.monotonic)
     stop_reason: str | None = None
+    interrupted_at: float | None = None
+    reported_stuck: bool = False
     asyncio_task: asyncio.Task[Outcome] | None = None
     thread_future: asyncio.Future[Any] | None = None
 
     def interrupt(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
+        self.interrupted_at = self.interrupted_at or time.monotonic()
         self.context.request_abort()
         # A sync task cannot be interrupted: on abort it is told (context.should_abort()) and
         # keeps its slot until it returns; on shutdown its job is released regardless.
@@ -100,6 +103,7 @@ async def execute(
             return Outcome(job, OutcomeKind.CANCELLED, error=describe(JobAborted()))
         timeout = TaskTimeout(f"{task.name} exceeded its timeout of {task.timeout:g}s")
         timeout.__cause__ = exc
+        running.interrupted_at = running.interrupted_at or time.monotonic()
         running.context.request_abort()
         return classify_failure(job, task.retry, timeout)
     except BaseException as exc:
@@ -123,8 +127,9 @@ async def _run_in_thread(
     try:
         return await asyncio.wait_for(asyncio.shield(future), task.timeout)
     except TimeoutError:
-        log_event(logger, logging.WARNING, "job.stuck", job_id=running.job.id, task=task.name,
-                  timeout_s=task.timeout, note="sync task still running in its thread")
+        log_event(logger, logging.WARNING, "job.timed_out", job_id=running.job.id,
+                  task=task.name, timeout_s=task.timeout,
+                  note="told to stop (should_abort); its thread keeps the slot until it returns")
         raise
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pgqueue.errors import ConfigurationError
+from pgqueue.maintenance.retention import RetentionPolicy
 from pgqueue.validation import MAX_QUEUE_NAME, check_name
 
 DeleteJobs = Literal["never", "successful", "always"]
@@ -39,6 +40,13 @@ class WorkerOptions:
     """Seconds of silence after which the LISTEN connection is pinged."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (pgqueue.observe.metrics); None: no endpoint."""
+    stuck_after: float = 10.0
+    """A task still running this long after it was told to stop (cancel, timeout) is logged
+    as stuck; its slot stays taken until it returns."""
+    prune_every: float | None = 3600.0
+    """Seconds between retention passes (pgqueue.maintenance.retention); None or 0: never."""
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    """How long finished jobs are kept, per state."""
     periodic: bool = True
     """Run the periodic scheduler when the app declares schedules (see docs/periodic.md)."""
 

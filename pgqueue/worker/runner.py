@@ -25,6 +25,7 @@ from pgqueue.context import JobContext
 from pgqueue.db import ABORT_CHANNEL, JOBS_CHANNEL, Listener
 from pgqueue.errors import DatabaseUnavailable
 from pgqueue.logs import log_event
+from pgqueue.maintenance.retention import retention_service
 from pgqueue.types import ClaimedJob
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 from pgqueue.worker.completer import Completer
@@ -79,6 +80,7 @@ class Worker:
                     asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
         if self.options.listen:
             services.append(asyncio.create_task(self._listen_loop(), name="listener"))
+        services.append(asyncio.create_task(retention_service(self), name="retention"))
         services.extend(asyncio.create_task(service(self), name=getattr(service, "__name__", ""))
                         for service in self.app.worker_services)
         if self.options.metrics_port is not None:
@@ -323,6 +325,17 @@ class Worker:
         elif channel == ABORT_CHANNEL and payload == str(self.worker_id):
             self._check_aborts.set()
 
+    def _report_stuck_jobs(self) -> None:
+        now = time.monotonic()
+        for running in self.running.values():
+            if (running.interrupted_at is not None and not running.reported_stuck
+                    and now - running.interrupted_at > self.options.stuck_after):
+                running.reported_stuck = True
+                log_event(logger, logging.WARNING, "job.stuck", job_id=running.job.id,
+                          task=running.job.task_name, reason=running.stop_reason,
+                          ignored_for_s=now - running.interrupted_at,
+                          note="the task ignores should_abort(); its slot stays taken")
+
     async def _rescue_stalled_jobs(self) -> None:
         rescued = await self.app.db.arun(store.rescue_stalled_jobs(
             heartbeat_timeout=self.options.heartbeat_timeout))
@@ -344,6 +357,7 @@ class Worker:
                               worker_id=self.worker_id,
                               note="heartbeat arrived too late; jobs were rescued; re-registering")
                     await self._register()
+                self._report_stuck_jobs()
                 for job_id in abort_ids:
                     running = self.running.get(job_id)
                     if running is not None and running.stop_reason is None:

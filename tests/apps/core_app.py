@@ -167,3 +167,11 @@ def raises_base_exception(kind: str) -> None:
 async def async_raises_base_exception(kind: str) -> None:
     raise {"memory": MemoryError, "exit": SystemExit,
            "interrupt": KeyboardInterrupt}[kind]("poison")
+
+
+@app.task(pass_context=True, retry=False)
+def ignores_abort(context: pgqueue.JobContext, seconds: float) -> str:
+    """Never looks at should_abort(): cancelling it cannot stop it early."""
+    record(context, "start")
+    time.sleep(seconds)
+    return "finished anyway"

@@ -289,3 +289,17 @@ def test_worker_options_are_validated() -> None:
         with pytest.raises((pgqueue.ConfigurationError, pgqueue.EnqueueError)):
             WorkerOptions(**bad)
     assert Worker  # the public embedding entry point
+
+
+def test_task_ignoring_its_cancel_is_reported_stuck_and_keeps_its_slot(
+    app: pgqueue.App, dsn: str, worker_thread: StartWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker_thread(concurrency=1, heartbeat_interval=0.1, stuck_after=0.3)
+    stubborn = core_app.ignores_abort.defer(2.0)
+    wait_until(lambda: _ledger(dsn, stubborn), message="job start")
+    waiting = core_app.noop.defer(1)
+    app.cancel_job(stubborn)
+    wait_until(lambda: "job.stuck" in caplog.text, timeout=5, message="stuck report")
+    assert app.get_job(waiting).state == "queued"  # the only slot is still taken
+    assert _final(app, stubborn).state == "cancelled"
+    assert _final(app, waiting).state == "succeeded"

@@ -1,0 +1,1 @@
+"""Background upkeep every worker runs beside its jobs: retention (pruning finished jobs)."""
