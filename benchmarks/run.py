@@ -19,7 +19,7 @@ from benchmarks.procs import BenchError
 from benchmarks.systems import System, redis_running
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METRICS = ("enqueue", "throughput", "wakeup", "steady", "backlog", "processes")
+METRICS = ("enqueue", "throughput", "wakeup", "backlog", "steady", "processes")
 
 
 def ensure_redis() -> None:
@@ -74,6 +74,9 @@ def run(systems: Sequence[System], sizes: Sizes, mode: str, chosen: Sequence[str
                 if metric in chosen:
                     progress.say(f"== {metric}")
                     results[metric] = globals()[f"_metric_{metric}"](systems, sizes)
+                    results["duration_s"] = time.monotonic() - started
+                    results["summary"] = report.summarize(results)
+                    write(results, out_dir, chart=False)  # a killed run keeps what it measured
         finally:
             for system in systems:
                 pg.drop_database(admin_dsn, system.database)
@@ -83,11 +86,13 @@ def run(systems: Sequence[System], sizes: Sizes, mode: str, chosen: Sequence[str
     return results
 
 
-def write(results: dict[str, Any], out_dir: Path) -> Path:
+def write(results: dict[str, Any], out_dir: Path, chart: bool = True) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"{results['date'][:10]}-{results['mode']}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     stem.with_suffix(".md").write_text(report.markdown(results))
+    if not chart:
+        return stem
     try:
         report.chart(stem.with_suffix(".json"), stem.with_suffix(".png"))
     except Exception as exc:

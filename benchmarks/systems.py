@@ -55,7 +55,8 @@ class System:
 
     @property
     def database(self) -> str:
-        return f"pgqbench_{self.name.replace('-', '_')}"
+        # The pid keeps concurrent runs (a CI check beside a full run) out of each other's way.
+        return f"pgqbench_{self.name.replace('-', '_')}_{os.getpid()}"
 
     def env(self, record_dir: Path | None = None, concurrency: int = 1) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PGQUEUE_", "DJANGO_"))}
