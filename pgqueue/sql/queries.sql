@@ -23,10 +23,12 @@ RETURNING id;
 -- name: claim_jobs_any_queue
 -- Claim up to %(limit)s due jobs in claim order; the ORDER BY matches jobs_claim_order_idx so
 -- the scan stops after the batch, and SKIP LOCKED lets concurrent workers pass each other.
+-- Paused queues are skipped through an opaque function (see migration 0004): written as
+-- NOT EXISTS, the planner turns it into an anti-join that sorts every queued row.
 WITH claimable AS (
     SELECT id FROM pgqueue.jobs
     WHERE state = 'queued' AND run_at <= now()
-      AND NOT EXISTS (SELECT 1 FROM pgqueue.paused_queues p WHERE p.queue = jobs.queue)
+      AND NOT pgqueue.queue_is_paused(queue)
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -44,7 +46,7 @@ RETURNING j.id, j.task_name, j.queue, j.args, j.kwargs, j.priority, j.attempts, 
 WITH claimable AS (
     SELECT id FROM pgqueue.jobs
     WHERE state = 'queued' AND run_at <= now() AND queue = ANY(%(queues)s::text[])
-      AND NOT EXISTS (SELECT 1 FROM pgqueue.paused_queues p WHERE p.queue = jobs.queue)
+      AND NOT pgqueue.queue_is_paused(queue)
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -62,7 +64,7 @@ RETURNING j.id, j.task_name, j.queue, j.args, j.kwargs, j.priority, j.attempts, 
 SELECT greatest(0, extract(epoch FROM min(run_at) - now()))::float8
 FROM pgqueue.jobs
 WHERE state = 'queued' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
-  AND NOT EXISTS (SELECT 1 FROM pgqueue.paused_queues p WHERE p.queue = jobs.queue);
+  AND NOT pgqueue.queue_is_paused(queue);
 
 -- name: mark_succeeded
 -- Batch acknowledgement: one statement for many jobs; the claim token fences out lost claims.
