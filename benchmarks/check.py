@@ -1,6 +1,6 @@
 """`python -m benchmarks check --quick`: the CI regression gate (well under 2 minutes).
 
-It runs pgqueue and the raw-psycopg reference alternately on the same server, three times, and
+It runs pgqueue and the raw-psycopg reference alternately on the same server, five times, and
 compares pgqueue's speed *relative to raw* with the committed baseline ratios
 (`benchmarks/baseline.json`). A ratio below half its baseline (a 2x slowdown of pgqueue that
 the raw loop did not share) fails. Absolute numbers are never compared, so a slower or busier
@@ -18,9 +18,9 @@ from benchmarks import metrics, pg, progress, stats
 from benchmarks.systems import all_systems
 
 BASELINE = Path(__file__).resolve().parent / "baseline.json"
-REPS = 3
+REPS = 5
 JOBS = 4000
-SINGLE = 400
+SINGLE = 600
 CONCURRENCY = 10
 RAW_BATCH = 100
 FAIL_BELOW = 0.5
