@@ -57,9 +57,10 @@ class WorkerProcesses:
         self.log_dir = log_dir
         self.started: list[tuple[subprocess.Popen[str], Path]] = []
 
-    def start(self, dsn: str, *args: str) -> subprocess.Popen[str]:
+    def start(self, dsn: str, *args: str, log_level: str = "INFO") -> subprocess.Popen[str]:
         log = self.log_dir / f"worker-{len(self.started)}.log"
-        process = spawn_cli("--app", APP, "worker", *args, dsn=dsn, log=log)
+        process = spawn_cli("--app", APP, "--log-level", log_level, "worker", *args, dsn=dsn,
+                            log=log)
         self.started.append((process, log))
         return process
 

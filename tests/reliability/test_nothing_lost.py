@@ -39,7 +39,7 @@ def test_1_ten_thousand_jobs_8_processes_8_slots_each_run_exactly_once(
 ) -> None:
     core_app.noop.defer_many([(n,) for n in range(10_000)])
     started = time.monotonic()
-    processes = [workers.start(rel_dsn, "--one-shot", "-c", "8", "--log-level", "WARNING")
+    processes = [workers.start(rel_dsn, "--one-shot", "-c", "8", log_level="WARNING")
                  for _ in range(8)]
     for process in processes:
         output = workers.finish(process, timeout=600)
