@@ -104,7 +104,7 @@ def test_process_tasks_duration_and_queue(user, django_db) -> None:
     notify_user(user.id, schedule=timezone.now())
     result = subprocess.run(
         [sys.executable, str(HERE / "manage.py"), "process_tasks", "--duration", "2",
-         "--queue", "my-queue", "--sleep", "0.2"], env=django_db.env(), cwd=HERE,
+         "--queue", "my-queue", "--sleep", "0.2", "--log-std"], env=django_db.env(), cwd=HERE,
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert list(Task.objects.values_list("queue", flat=True)) == ["default"]
@@ -180,6 +180,8 @@ def test_multiple_queues(user) -> None:
     assert Task.objects.get().pk == task.pk
     run_worker_until_idle(queues=["my-queue"])
     assert Task.objects.count() == 0
+    assert notify_user(user.id, queue="mail").queue == "mail"  # chosen when called
+    assert Job.objects.get(state="queued").queue == "mail"
 
 
 def test_remove_existing_tasks(user) -> None:

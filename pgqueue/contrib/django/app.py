@@ -58,10 +58,13 @@ class DjangoApp(App):
     """An `App` whose DSN is read from Django's settings at each use (so a test database, set
     up after import, is the one used) and whose sync calls run on Django's connection."""
 
-    def __init__(self, *, alias: str | None = None, **options: Any) -> None:
-        options.setdefault("pool_size", conf.pool_size())
+    def __init__(self, *, alias: str | None = None, pool_size: int | None = None,
+                 **options: Any) -> None:
         super().__init__(None, **options)
+        # Settings are read at first use, not here: the module can be imported before Django
+        # is configured.
         self._alias = alias
+        self._pool_size = pool_size
         self._db: DjangoDatabase | None = None
         self.tasks = TaskRegistry(self._resolve_task)
         self.task_hooks.append(close_stale_connections)
@@ -80,6 +83,7 @@ class DjangoApp(App):
         if self._db is None or (self._db.conninfo, self._db.alias) != (conninfo, alias):
             if self._db is not None:
                 self._db.close()
+            self.pool_size = self._pool_size or conf.pool_size()
             self._db = DjangoDatabase(conninfo, alias=alias, max_size=self.pool_size)
         return self._db
 
