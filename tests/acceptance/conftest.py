@@ -14,3 +14,4 @@ def ledger_dsn(dsn: str) -> Iterator[str]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(core_app.LEDGER_DDL)
     yield dsn
+    core_app.close_ledger_pools()

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-import psycopg
+from psycopg_pool import ConnectionPool
 
 import pgqueue
 
@@ -29,22 +29,41 @@ CREATE TABLE IF NOT EXISTS ledger (
 """
 
 
-def _ledger_connection() -> psycopg.Connection:
-    conn = getattr(_local, "conn", None)
-    if conn is None or conn.closed:
-        conn = psycopg.connect(app.dsn, autocommit=True)
-        _local.conn = conn
-    return conn
+_pools: dict[tuple[int, str], ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _ledger_pool() -> ConnectionPool:
+    """Two connections per process whatever the concurrency, so 8 workers x 8 slots stay far
+    below a stock server's max_connections."""
+    key = (os.getpid(), app.dsn)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = ConnectionPool(app.dsn, min_size=1, max_size=2, open=True,
+                                  kwargs={"autocommit": True},
+                                  check=ConnectionPool.check_connection)
+            _pools[key] = pool
+        return pool
+
+
+def close_ledger_pools() -> None:
+    """Tests call this before their database is dropped."""
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+
+
+def _ledger_execute(sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    with _ledger_pool().connection() as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def record(context: pgqueue.JobContext, tag: str | None = None) -> None:
-    params = (context.job_id, context.attempt, os.getpid(), tag)
-    sql = "INSERT INTO ledger (job_id, attempt, pid, tag) VALUES (%s, %s, %s, %s)"
-    try:
-        _ledger_connection().execute(sql, params)
-    except psycopg.OperationalError:  # the server restarted under a reliability test
-        _local.conn = None
-        _ledger_connection().execute(sql, params)
+    _ledger_execute("INSERT INTO ledger (job_id, attempt, pid, tag) VALUES (%s, %s, %s, %s)",
+                    (context.job_id, context.attempt, os.getpid(), tag))
 
 
 @app.task(pass_context=True, retry=False)
@@ -81,9 +100,8 @@ def retry_signal(context: pgqueue.JobContext) -> str:
 
 
 def _already_retried(job_id: int) -> bool:
-    row = _ledger_connection().execute(
-        "SELECT count(*) FROM ledger WHERE job_id = %s", (job_id,)).fetchone()
-    return bool(row and row[0] > 1)
+    rows = _ledger_execute("SELECT count(*) FROM ledger WHERE job_id = %s", (job_id,))
+    return bool(rows and rows[0][0] > 1)
 
 
 @app.task(timeout=0.3, retry=False)

@@ -19,6 +19,7 @@ def app(dsn: str) -> Iterator[pgqueue.App]:
         conn.execute(core_app.LEDGER_DDL)
     yield core_app.app
     core_app.app.close()
+    core_app.close_ledger_pools()
 
 
 @pytest.fixture

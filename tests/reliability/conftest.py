@@ -30,6 +30,7 @@ def rel_dsn(dsn: str) -> str:
     core_app.app.dsn = dsn
     yield dsn
     core_app.app.close()
+    core_app.close_ledger_pools()
 
 
 @pytest.fixture
@@ -47,6 +48,7 @@ def own_dsn(own_server: EmbeddedPostgres) -> Iterator[str]:
     core_app.app.dsn = own_server.dsn
     yield own_server.dsn
     core_app.app.close()
+    core_app.close_ledger_pools()
 
 
 class WorkerProcesses:
