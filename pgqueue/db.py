@@ -47,6 +47,25 @@ class Call(Generic[T]):
         return query(self.query_name)
 
 
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Rows for a named `COPY … FROM STDIN` query."""
+
+    query_name: str
+    data: str
+    """The rows in COPY's text format."""
+
+    @property
+    def sql(self) -> str:
+        return query(self.query_name)
+
+
+def copy_with(cursor: Any, copy: Copy) -> None:
+    """Stream the rows through a psycopg cursor (the caller's transaction, if any)."""
+    with cursor.copy(copy.sql) as stream:
+        stream.write(copy.data)
+
+
 def resolve_dsn(dsn: str | None) -> str:
     """The DSN from the argument, else PGQUEUE_DSN, else DATABASE_URL."""
     resolved = dsn or os.environ.get("PGQUEUE_DSN") or os.environ.get("DATABASE_URL")
@@ -155,6 +174,17 @@ class Database:
             return run_on(connection, call)
         with self.connection() as conn:
             return run_on(conn, call)
+
+    def copy(self, copy: Copy, connection: ExternalConnection | None = None) -> None:
+        with translated_errors():
+            if connection is None:
+                with self.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                    copy_with(cursor, copy)
+            elif hasattr(connection, "copy"):
+                copy_with(connection, copy)
+            else:
+                with connection.cursor() as cursor:
+                    copy_with(cursor, copy)
 
     async def arun(self, call: Call[T], connection: AsyncConnection | None = None) -> T:
         if connection is not None:

@@ -7,6 +7,7 @@ between threads and reused.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -31,6 +32,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_QUEUE = "default"
+COPY_THRESHOLD = 500
+"""defer_many switches from one INSERT … SELECT unnest(…) to COPY at this many jobs."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,12 +73,8 @@ class Task(Generic[P, R]):
         return dataclasses.replace(self, **changes)
 
     def _check_signature(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        signature = inspect.signature(self.func)
-        if self.pass_context:
-            parameters = list(signature.parameters.values())[1:]
-            signature = signature.replace(parameters=parameters)
         try:
-            signature.bind(*args, **kwargs)
+            _call_signature(self.func, self.pass_context).bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArguments(f"{self.name}: {exc}") from exc
 
@@ -109,6 +108,7 @@ class Task(Generic[P, R]):
         positional arguments or a dict of keyword arguments."""
         args_json: list[str] = []
         kwargs_json: list[str] = []
+        fitting_shapes: set[tuple[int, frozenset[str]]] = set()
         for item in items:
             args, kwargs = ((), item) if isinstance(item, Mapping) else (item, {})
             if not isinstance(args, Sequence) or isinstance(args, str | bytes):
@@ -116,16 +116,36 @@ class Task(Generic[P, R]):
                     f"{self.name}: each item must be a tuple/list of positional arguments or "
                     f"a dict of keyword arguments, not {type(item).__name__}"
                 )
-            self._check_signature(args, kwargs)
+            shape = (len(args), frozenset(kwargs))  # binding depends on nothing else
+            if shape not in fitting_shapes:
+                self._check_signature(args, kwargs)
+                fitting_shapes.add(shape)
             encoded = encode_arguments(args, kwargs, max_bytes=self.app.max_payload_bytes)
             args_json.append(encoded[0])
             kwargs_json.append(encoded[1])
         if not args_json:
             return []
         run_at, delay = check_schedule(self.run_at, self.delay)
-        call = store.insert_jobs_many(
-            task_name=self.name, queue=self.queue, args_json=args_json, kwargs_json=kwargs_json,
-            priority=self.priority, run_at=run_at, delay=delay,
+        if len(args_json) < COPY_THRESHOLD:
+            return self.app.db.run(store.insert_jobs_many(
+                task_name=self.name, queue=self.queue, args_json=args_json,
+                kwargs_json=kwargs_json, priority=self.priority, run_at=run_at, delay=delay,
+                max_attempts=self.retry.max_attempts, timeout_seconds=self.timeout,
+            ), connection)
+        ids, due_at = self.app.db.run(
+            store.reserve_job_ids(count=len(args_json), run_at=run_at, delay=delay), connection)
+        self.app.db.copy(store.copy_jobs(
+            ids=ids, run_at=due_at, task_name=self.name, queue=self.queue,
+            args_json=args_json, kwargs_json=kwargs_json, priority=self.priority,
             max_attempts=self.retry.max_attempts, timeout_seconds=self.timeout,
-        )
-        return self.app.db.run(call, connection)
+        ), connection)
+        return ids
+
+
+@functools.lru_cache(maxsize=1024)
+def _call_signature(func: Callable[..., Any], pass_context: bool) -> inspect.Signature:
+    """The signature callers must match (without the context parameter), computed once."""
+    signature = inspect.signature(func)
+    if pass_context:
+        signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+    return signature

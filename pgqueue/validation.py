@@ -22,41 +22,48 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
 
 
 def to_json(value: Any, what: str) -> str:
-    """Serialise, then prove the value comes back unchanged (a tuple, a set, a Decimal, int dict
-    keys or NaN would be silently altered or rejected later by Postgres)."""
-    try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise InvalidArguments(f"{what} is not JSON-serialisable: {exc}") from exc
-    if "\\u0000" in text:
-        raise InvalidArguments(f"{what} contains a NUL character, which Postgres jsonb rejects")
-    if not _same(json.loads(text), value):
+    """Serialise a value made only of exact JSON types. Anything else (a tuple, a set, a
+    Decimal, int dict keys, a str or int subclass, NaN) would be silently altered by the
+    round-trip or rejected later by Postgres, so it is refused here, typed."""
+    if not _is_plain_json(value):
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArguments(f"{what} is not JSON-serialisable: {exc}") from exc
         raise InvalidArguments(
-            f"{what} does not survive a JSON round-trip unchanged (tuples, non-str dict keys "
-            "and subclasses of JSON types are altered); pass lists, dicts with str keys, "
+            f"{what} does not survive a JSON round-trip unchanged (tuples, non-str dict keys, "
+            "NaN and subclasses of JSON types are altered); pass lists, dicts with str keys, "
             "str, int, float, bool and None"
         )
+    text = _ENCODER.encode(value)
+    if "\\u0000" in text:
+        raise InvalidArguments(f"{what} contains a NUL character, which Postgres jsonb rejects")
     return text
 
 
-def _same(decoded: Any, original: Any) -> bool:
-    """Strict equality: types must match too (1 == 1.0 == True in Python, but not in JSON)."""
-    if type(decoded) is not type(original):
-        return False
-    if isinstance(original, list):
-        return len(decoded) == len(original) and all(map(_same, decoded, original))
-    if isinstance(original, dict):
-        return decoded.keys() == original.keys() and all(
-            _same(decoded[key], original[key]) for key in original
-        )
-    return bool(decoded == original)
+_SCALARS = (str, int, bool, type(None))
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: hot path
+
+
+def _is_plain_json(value: Any) -> bool:
+    """One walk, exact types only (bool is not int here; 1.0 stays a float)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list:
+        return all(_is_plain_json(item) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _is_plain_json(item) for key, item in value.items())
+    return False
 
 
 def encode_arguments(
     args: Sequence[Any], kwargs: Mapping[str, Any], *, max_bytes: int
 ) -> tuple[str, str]:
-    args_json = to_json(list(args), "positional arguments")
-    kwargs_json = to_json(dict(kwargs), "keyword arguments")
+    args_json = to_json(list(args), "positional arguments") if args else "[]"
+    kwargs_json = to_json(dict(kwargs), "keyword arguments") if kwargs else "{}"
     size = len(args_json.encode()) + len(kwargs_json.encode())
     if size > max_bytes:
         raise PayloadTooLarge(

@@ -20,6 +20,19 @@ SELECT %(task_name)s, %(queue)s, a.args, a.kwargs, %(priority)s,
 FROM unnest(%(args)s::jsonb[], %(kwargs)s::jsonb[]) AS a(args, kwargs)
 RETURNING id;
 
+-- name: reserve_job_ids
+-- Bulk enqueue by COPY (which returns nothing): reserve the ids, and take run_at from the
+-- database clock, in one round trip first.
+SELECT array_agg(nextval('pgqueue.jobs_id_seq'::regclass)) AS ids,
+       coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)) AS run_at
+FROM generate_series(1, %(count)s);
+
+-- name: copy_jobs
+-- The rows themselves: COPY is several times faster than INSERT for thousands of rows, and
+-- the statement trigger still sends one NOTIFY for the whole batch.
+COPY pgqueue.jobs (id, task_name, queue, args, kwargs, priority, run_at, max_attempts,
+                   timeout_seconds) FROM STDIN;
+
 -- name: claim_jobs_any_queue
 -- Claim up to %(limit)s due jobs in claim order; the ORDER BY matches jobs_claim_order_idx so
 -- the scan stops after the batch, and SKIP LOCKED lets concurrent workers pass each other.

@@ -97,3 +97,15 @@ def test_missing_schema_is_reported_as_schema_missing(clean_jobs) -> None:
             cursor.execute("SET LOCAL search_path = public")
             cursor.execute("ALTER TABLE pgqueue.jobs RENAME TO jobs_elsewhere")
         email_order.defer("E-1")
+
+
+def test_bulk_defer_by_copy_joins_the_orm_transaction(clean_jobs) -> None:
+    with transaction.atomic():
+        email_order.defer_many([(f"B-{n}",) for n in range(600)])  # the COPY path
+        transaction.set_rollback(True)
+    assert Job.objects.count() == 0
+    with transaction.atomic():
+        Order.objects.create(reference="B-0")
+        ids = email_order.defer_many([(f"B-{n}",) for n in range(600)])
+    assert Job.objects.filter(pk__in=ids, state="queued").count() == 600
+    assert app.get_job(ids[-1]).args == ["B-599"]

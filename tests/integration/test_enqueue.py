@@ -202,3 +202,19 @@ def test_dsn_comes_from_argument_then_env(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("DATABASE_URL")
     with pytest.raises(pgqueue.ConfigurationError):
         _ = pgqueue.App().dsn
+
+
+def test_bulk_copy_path_keeps_every_value_verbatim(app: pgqueue.App, dsn: str) -> None:
+    awkward = {"text": 'tab\there "quoted" back\\slash \\N ünï ✓ \n newline', "n": [1.5, None]}
+    task = core_app.async_echo.using(queue="back\\slash queue", priority=3, delay=60)
+    ids = task.defer_many([(awkward,)] * 1200 + [{"value": n} for n in range(300)])
+    assert len(ids) == 1500 and ids == sorted(ids)
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT DISTINCT args, queue, priority, max_attempts FROM pgqueue.jobs "
+                            "WHERE args <> '[]'").fetchall()
+        kwargs = conn.execute("SELECT kwargs FROM pgqueue.jobs WHERE id = %s",
+                              (ids[-1],)).fetchone()[0]
+        delay = conn.execute("SELECT min(run_at - enqueued_at) FROM pgqueue.jobs").fetchone()[0]
+    assert rows == [([awkward], "back\\slash queue", 3, 3)]
+    assert kwargs == {"value": 299}
+    assert timedelta(seconds=55) < delay < timedelta(seconds=65)

@@ -15,7 +15,7 @@ from django.db import Error as DjangoDatabaseError
 from django.db import close_old_connections, connections
 from django.utils.connection import ConnectionDoesNotExist
 
-from pgqueue.db import Call, Database, ExternalConnection, translated_errors
+from pgqueue.db import Call, Copy, Database, ExternalConnection, copy_with, translated_errors
 from pgqueue.errors import ConfigurationError, PgQueueError
 
 T = TypeVar("T")
@@ -122,6 +122,17 @@ class DjangoDatabase(Database):
         if connection is not None or _in_event_loop():
             return super().run(call, connection)
         return run_on_django(call, self.alias)
+
+    def copy(self, copy: Copy, connection: ExternalConnection | None = None) -> None:
+        if connection is not None or _in_event_loop():
+            return super().copy(copy, connection)
+        try:
+            with connections[self.alias].cursor() as cursor:
+                copy_with(cursor.cursor, copy)  # the psycopg cursor inside Django's wrapper
+        except DjangoDatabaseError as exc:
+            _translate(exc)
+            raise
+        return None
 
 
 @contextmanager
