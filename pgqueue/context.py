@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ class JobContext:
     job: ClaimedJob
     worker_name: str
     conninfo: str
-    _abort: threading.Event = field(default_factory=threading.Event, repr=False)
+    _abort: bool = field(default=False, repr=False)
     completed_in_transaction: bool = False
     """Set once `atomic()` committed the job's success with the task's own writes."""
 
@@ -35,10 +34,10 @@ class JobContext:
 
     def should_abort(self) -> bool:
         """True once the job was cancelled or timed out: long sync tasks check it and return."""
-        return self._abort.is_set()
+        return self._abort  # a plain flag: set once, read from the task's thread
 
     def request_abort(self) -> None:
-        self._abort.set()
+        self._abort = True
 
     @contextmanager
     def atomic(self) -> Iterator[psycopg.Connection]:

@@ -74,7 +74,7 @@ class Task(Generic[P, R]):
 
     def _check_signature(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         try:
-            _call_signature(self.func, self.pass_context).bind(*args, **kwargs)
+            call_signature(self.func, self.pass_context).bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArguments(f"{self.name}: {exc}") from exc
 
@@ -143,7 +143,7 @@ class Task(Generic[P, R]):
 
 
 @functools.lru_cache(maxsize=1024)
-def _call_signature(func: Callable[..., Any], pass_context: bool) -> inspect.Signature:
+def call_signature(func: Callable[..., Any], pass_context: bool) -> inspect.Signature:
     """The signature callers must match (without the context parameter), computed once."""
     signature = inspect.signature(func)
     if pass_context:

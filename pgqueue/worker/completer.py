@@ -30,20 +30,18 @@ class Completer:
         self.db = db
         self.observers = observers
         self.delete_jobs = delete_jobs
-        self._pending: list[tuple[Outcome, asyncio.Future[bool]]] = []
+        self._pending: list[Outcome] = []
         self._has_pending = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self.writes = 0
         """Batches written so far."""
 
-    def submit(self, outcome: Outcome) -> asyncio.Future[bool]:
-        """Queue an outcome; the future resolves to False if the claim was lost (fenced out)."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((outcome, future))
+    def submit(self, outcome: Outcome) -> None:
+        """Queue an outcome for the next batch (a lost claim is logged when it is refused)."""
+        self._pending.append(outcome)
         self._idle.clear()
         self._has_pending.set()
-        return future
 
     @property
     def idle(self) -> bool:
@@ -61,7 +59,7 @@ class Completer:
             while True:
                 try:
                     write_started = time.monotonic()
-                    accepted = await self._write([outcome for outcome, _ in batch])
+                    accepted = await self._write(batch)
                     break
                 except Exception as exc:
                     raise_if_cancelling()
@@ -76,15 +74,12 @@ class Completer:
             backoff.reset()
             self.writes += 1
             notify_observers(self.observers, "outcomes_recorded",
-                             [outcome for outcome, _ in batch], time.monotonic() - write_started)
-            for outcome, future in batch:
-                landed = outcome.job.id in accepted
-                if not landed:
+                             batch, time.monotonic() - write_started)
+            for outcome in batch:
+                if outcome.job.id not in accepted:
                     log_event(logger, logging.WARNING, "job.outcome_rejected",
                               job_id=outcome.job.id, attempt=outcome.job.attempt,
                               outcome=outcome.kind, reason="claim lost (rescued or cancelled)")
-                if not future.done():
-                    future.set_result(landed)
             if not self._pending:
                 self._idle.set()
 

@@ -8,7 +8,6 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
-import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pgqueue.context import JobContext
 from pgqueue.errors import InvalidArguments, JobAborted, Retry, TaskTimeout, UnknownTask
 from pgqueue.logs import log_event
 from pgqueue.retry import RetryPolicy
-from pgqueue.tasks import Task
+from pgqueue.tasks import Task, call_signature
 from pgqueue.types import ClaimedJob
 from pgqueue.validation import to_json
 from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
@@ -75,12 +74,11 @@ async def execute(
         return classify_failure(job, RetryPolicy(), UnknownTask(
             f"no task named {job.task_name!r} is registered in this worker"))
     args: list[Any] = [running.context, *job.args] if task.pass_context else list(job.args)
-    try:
-        inspect.signature(task.func).bind(*args, **job.kwargs)
-    except TypeError as exc:
+    misfit = _misfit(task.func, len(args), frozenset(job.kwargs))
+    if misfit is not None:
         # Arguments written by raw SQL that can never fit: fail now, retrying cannot help.
         return Outcome(job, OutcomeKind.FAILED, error=describe(
-            InvalidArguments(f"stored arguments do not fit {task.name}: {exc}")))
+            InvalidArguments(f"stored arguments do not fit {task.name}: {misfit}")))
     try:
         if task.is_async:
             async with asyncio.timeout(task.timeout):
@@ -146,3 +144,14 @@ def _success(job: ClaimedJob, result: Any) -> Outcome:
     except InvalidArguments as exc:
         return Outcome(job, OutcomeKind.FAILED, error=describe(exc))
     return Outcome(job, OutcomeKind.SUCCEEDED, result_json=result_json)
+
+
+@functools.lru_cache(maxsize=4096)
+def _misfit(func: Any, positional: int, keywords: frozenset[str]) -> str | None:
+    """Why a call with this many positional arguments and these keywords cannot bind (None if
+    it can): binding depends on nothing else, so each shape is checked once."""
+    try:
+        call_signature(func, False).bind(*range(positional), **dict.fromkeys(keywords))
+    except TypeError as exc:
+        return str(exc)
+    return None

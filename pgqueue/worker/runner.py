@@ -163,6 +163,9 @@ class Worker:
             if free <= 0:
                 self._slot_freed.clear()
                 await self._wait_for(self._slot_freed, None)
+                # Let every job that finishes in this same loop turn free its slot too, so
+                # the next claim fetches a batch instead of one job at a time.
+                await asyncio.sleep(0)
                 continue
             self._wake.clear()
             writes_before_claim = self.completer.writes
