@@ -1,1 +1,3 @@
-"""The pgqueue demo: real jobs enqueued and run end to end (`python -m demo`)."""
+"""The pgqueue demo: a Django project built around the article's jobs, a newsletter to many
+subscribers and a report (`python -m demo`, `make demo`); `demo.core` is the same without Django.
+See docs/demo.md."""

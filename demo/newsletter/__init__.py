@@ -1,0 +1,1 @@
+"""The newsletter: subscribers, issues and their deliveries, sent by pgqueue's own API."""

@@ -1,0 +1,1 @@
+"""Delivery reports, generated through Django's Tasks framework on pgqueue's backend."""
