@@ -70,13 +70,14 @@ def scripted(clock: Clock) -> int:
     from django.db import connections
 
     from demo.scenario import Scenario
+    from demo.summary import print_summary
     from pgqueue.contrib.django.app import app
 
     with tempfile.TemporaryDirectory(prefix="pgqueue-demo-") as tmp:
         scenario = Scenario(clock, Path(tmp) / "worker.log")
         try:
             ok = scenario.run()
-            scenario.report()
+            print_summary(scenario)
         finally:
             app.close()
             connections.close_all()

@@ -9,18 +9,16 @@ largest id at the start) are looked at, so the demo also runs on a database used
 from __future__ import annotations
 
 import re
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 from django.http import HttpResponse
 from django.test import Client
 
@@ -28,7 +26,7 @@ from demo.legacy.tasks import generate_report, send_newsletter
 from demo.newsletter.audience import BOUNCING_SUBSCRIBER, SLOW_SUBSCRIBER
 from demo.newsletter.models import Issue, Subscriber
 from demo.newsletter.tasks import SNAPSHOT_EVERY, audience_snapshot, deliver_issue, send_issue
-from demo.output import Clock, duration, psql_table
+from demo.output import Clock, duration
 from demo.processes import WORKER_CONCURRENCY, start, stop, wait_for, worker_command
 from demo.reports.models import Report
 from demo.reports.tasks import build_report
@@ -85,7 +83,7 @@ class Scenario:
             self.clock.say(f"timed out waiting: {what}")
         return value
 
-    def jobs(self, **filters: Any) -> Any:
+    def jobs(self, **filters: Any) -> QuerySet[Job]:
         return Job.objects.filter(id__gt=self.baseline, **filters)
 
     # -- the run ---------------------------------------------------------------------------
@@ -272,58 +270,6 @@ class Scenario:
         text = self.worker_log.read_text(errors="replace")
         return [match.group(2) for match in pattern.finditer(text)]
 
-    def report(self) -> None:
-        """What ran, by front door, with timings; the checks; queue_stats."""
-        rows = {job.id: job for job in self.jobs().order_by("id")}
-        deliveries = [job for job in rows.values() if job.task_name == deliver_issue.name]
-        ticks = [job for job in rows.values() if job.task_name == audience_snapshot.name]
-        print("\nWhat ran (waited: due -> started; ran: started -> finished)")
-        header = f"  {'job':>6}  {'task':<18} {'queue':<12} {'state':<10} {'tries':>5} " \
-                 f"{'waited':>8} {'ran':>8}  notes"
-        bounce = rows.get(self.ids.get("bounce", 0))
-        sections = {
-            "pgqueue's own API: @app.task, .defer(), @app.periodic": [
-                _job_line(rows.get(self.ids.get("send_issue", 0)), "send_issue",
-                          "POST /newsletter/issues/: .defer() in transaction.atomic()"),
-                _deliveries_line(deliveries),
-                _job_line(rows.get(self.ids.get("slow", 0)), "deliver_issue",
-                          f"{SLOW_SUBSCRIBER}, attempt 1: {self.notes.get('slow', '')}"),
-                _job_line(bounce, "deliver_issue", f"{BOUNCING_SUBSCRIBER}: {_error(bounce)}"),
-                *(_job_line(tick, "audience_snapshot",
-                            f"@app.periodic(every={PERIOD_S} s), tick {tick.run_at:%H:%M:%S}")
-                  for tick in ticks),
-            ],
-            "Django's Tasks framework: @task, .enqueue(), PgQueueBackend": [
-                _job_line(rows.get(self.ids.get("build_report", 0)), "build_report",
-                          "POST /reports/: .enqueue() in transaction.atomic()"),
-            ],
-            "django-background-tasks drop-in: @background, Task.objects.create": [
-                _job_line(rows.get(self.ids.get("send_newsletter", 0)), "send_newsletter",
-                          "Task.objects.create(task_name='send_newsletter')"),
-                _job_line(rows.get(self.ids.get("report_later", 0)), "generate_report",
-                          "Task.objects.create(task_name='generate_report', run_at=now + 1 h)"),
-                _job_line(rows.get(self.ids.get("report_soon", 0)), "generate_report",
-                          f"generate_report(): @background(schedule={SCHEDULE_S})"),
-            ],
-        }
-        for title, lines in sections.items():
-            print(f"\n {title}\n{header}")
-            print("\n".join(lines))
-        print("\nChecks")
-        for check in self.checks:
-            print(f"  {'ok  ' if check.ok else 'FAIL'}  {check.name}"
-                  + (f"  ({check.detail})" if check.detail else ""))
-        events = Counter(re.findall(r" (job\.[a-z_]+) ", self.worker_log.read_text(
-            errors="replace")))
-        print("\nWorker log: " + ", ".join(f"{event} x{count}"
-                                           for event, count in sorted(events.items())))
-        print("\nSELECT * FROM pgqueue.queue_stats;")
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT * FROM pgqueue.queue_stats")
-            columns = [column.name for column in cursor.description]
-            print(psql_table(columns, cursor.fetchall()))
-
-
 def _registered(pid: int | None) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT EXISTS (SELECT FROM pgqueue.workers WHERE pid = %s)", [pid])
@@ -332,39 +278,3 @@ def _registered(pid: int | None) -> bool:
 
 def _finished(result: Any) -> Any:
     return result if result.status in ("SUCCESSFUL", "FAILED") else None
-
-
-def _error(job: Job | None) -> str:
-    return f"{job.error_type}: {job.error_message}" if job and job.error_type else ""
-
-
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    return (end - start).total_seconds() if start and end else None
-
-
-def _job_line(job: Job | None, name: str, note: str) -> str:
-    if job is None:
-        return f"  {'-':>6}  {name:<18} (missing)  {note}"
-    waited = _seconds(job.run_at, job.started_at)
-    ran = _seconds(job.started_at, job.finished_at)
-    return (f"  {job.id:>6}  {name:<18} {job.queue:<12} {job.state:<10} "
-            f"{job.attempts:>2}/{job.max_attempts:<2} {duration(waited):>8} "
-            f"{duration(ran):>8}  {note}")
-
-
-def _deliveries_line(deliveries: list[Job]) -> str:
-    if not deliveries:
-        return "       -  deliver_issue      (none)"
-    states = Counter(job.state for job in deliveries)
-    waits = [w for job in deliveries if (w := _seconds(job.run_at, job.started_at)) is not None]
-    runs = [r for job in deliveries if (r := _seconds(job.started_at, job.finished_at))
-            is not None]
-    first = min(job.enqueued_at for job in deliveries)
-    last = max((job.finished_at for job in deliveries if job.finished_at), default=None)
-    span = f"{deliveries[0].id}-{deliveries[-1].id}"
-    return (f"  {span:>6}  {'deliver_issue':<18} {deliveries[0].queue:<12} "
-            f"{f'{len(deliveries)} jobs':<10} {'':>5} "
-            f"{duration(statistics.median(waits) if waits else None):>8} "
-            f"{duration(statistics.median(runs) if runs else None):>8}  "
-            f"fanned out by send_issue: {states['succeeded']} succeeded, {states['failed']} "
-            f"failed; medians; all done {duration(_seconds(first, last))} after enqueue")
