@@ -19,6 +19,7 @@ from pathlib import Path
 from demo.database import DemoDatabase, database
 from demo.output import Clock, duration
 from demo.processes import manage
+from pgqueue.embedded import PostgresBinariesNotFound
 
 SETTINGS = "demo.project.settings"
 
@@ -31,15 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     clock = Clock()
-    print("pgqueue demo: a Django project that sends a newsletter and generates reports\n")
-    with database() as db:
-        if not prepare(clock, db):
-            return 1
-        if args.serve:
-            from demo.serve import serve
+    print("pgqueue demo: a Django project that sends a newsletter and generates reports\n",
+          flush=True)
+    try:
+        with database() as db:
+            if not prepare(clock, db):
+                return 1
+            if args.serve:
+                from demo.serve import serve
 
-            return serve(clock, args.port)
-        return scripted(clock)
+                return serve(clock, args.port)
+            return scripted(clock)
+    except PostgresBinariesNotFound as exc:
+        print(f"{exc}\nInstall the PostgreSQL server binaries (Debian: apt install postgresql) "
+              "or set PGQUEUE_DSN to a database the demo may use.", file=sys.stderr)
+        return 1
 
 
 def prepare(clock: Clock, db: DemoDatabase) -> bool:
