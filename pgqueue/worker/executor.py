@@ -81,8 +81,7 @@ async def execute(
             InvalidArguments(f"stored arguments do not fit {task.name}: {misfit}")))
     try:
         if task.is_async:
-            async with asyncio.timeout(task.timeout):
-                result = await task.func(*args, **job.kwargs)
+            result = await _run_on_loop(task, args, job.kwargs)
         else:
             result = await _run_in_thread(running, task, args, job.kwargs, threads)
         if running.stop_reason == StopReason.ABORT:
@@ -96,11 +95,9 @@ async def execute(
         if running.stop_reason == StopReason.SHUTDOWN:
             return Outcome(job, OutcomeKind.RELEASED)
         raise
-    except TimeoutError as exc:
+    except TaskTimeout as timeout:
         if running.stop_reason == StopReason.ABORT:
             return Outcome(job, OutcomeKind.CANCELLED, error=describe(JobAborted()))
-        timeout = TaskTimeout(f"{task.name} exceeded its timeout of {task.timeout:g}s")
-        timeout.__cause__ = exc
         running.interrupted_at = running.interrupted_at or time.monotonic()
         running.context.request_abort()
         return classify_failure(job, task.retry, timeout)
@@ -124,11 +121,30 @@ async def _run_in_thread(
     running.thread_future = future
     try:
         return await asyncio.wait_for(asyncio.shield(future), task.timeout)
-    except TimeoutError:
+    except TimeoutError as exc:
+        if future.done():
+            raise  # the task itself raised TimeoutError (a socket timeout, say)
         log_event(logger, logging.WARNING, "job.timed_out", job_id=running.job.id,
                   task=task.name, timeout_s=task.timeout,
                   note="told to stop (should_abort); its thread keeps the slot until it returns")
+        raise _timeout(task) from exc
+
+
+async def _run_on_loop(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Await an async task under its timeout; only the deadline's own expiry is a TaskTimeout,
+    a TimeoutError the task raises itself is an ordinary failure."""
+    deadline = asyncio.timeout(task.timeout)
+    try:
+        async with deadline:
+            return await task.func(*args, **kwargs)
+    except TimeoutError as exc:
+        if deadline.expired():
+            raise _timeout(task) from exc
         raise
+
+
+def _timeout(task: Task[Any, Any]) -> TaskTimeout:
+    return TaskTimeout(f"{task.name} exceeded its timeout of {task.timeout:g}s")
 
 
 def _call_with_hooks(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:

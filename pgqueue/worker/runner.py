@@ -26,14 +26,15 @@ from pgqueue.db import ABORT_CHANNEL, JOBS_CHANNEL, Listener
 from pgqueue.errors import DatabaseUnavailable
 from pgqueue.logs import log_event
 from pgqueue.maintenance.retention import retention_service
+from pgqueue.retry import RetryPolicy
 from pgqueue.types import ClaimedJob
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 from pgqueue.worker.completer import Completer
-from pgqueue.worker.executor import RunningJob, StopReason, execute
+from pgqueue.worker.executor import RunningJob, StopReason, classify_failure, execute
 from pgqueue.worker.notifications import concerns_queues
 from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import WorkerOptions
-from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
+from pgqueue.worker.outcome import Outcome, OutcomeKind
 
 if TYPE_CHECKING:
     from pgqueue.app import App
@@ -247,8 +248,9 @@ class Worker:
             outcome = await execute(running, task, self._threads)
         except asyncio.CancelledError:
             outcome = Outcome(job, OutcomeKind.RELEASED)
-        except Exception as exc:
-            outcome = Outcome(job, OutcomeKind.RETRY, retry_delay=1.0, error=describe(exc))
+        except Exception as exc:  # a bug in pgqueue must not leave the job running
+            logger.exception("unexpected error running job %s", job.id)
+            outcome = classify_failure(job, task.retry if task else RetryPolicy(), exc)
         duration = time.monotonic() - running.started
         notify_observers(self.observers, "job_finished", outcome, duration)
         if outcome.kind == OutcomeKind.SUCCEEDED and running.context.completed_in_transaction:

@@ -193,3 +193,13 @@ def ignores_abort(context: pgqueue.JobContext, seconds: float) -> str:
     record(context, "start")
     time.sleep(seconds)
     return "finished anyway"
+
+
+@app.task(timeout=30, retry=pgqueue.RetryPolicy(max_attempts=2, backoff="fixed", base_delay=0))
+def raises_its_own_timeout() -> None:
+    raise TimeoutError("smtp server did not answer")
+
+
+@app.task(timeout=30, retry=pgqueue.RetryPolicy(max_attempts=2, backoff="fixed", base_delay=0))
+async def async_raises_its_own_timeout() -> None:
+    raise TimeoutError("smtp server did not answer")

@@ -303,3 +303,40 @@ def test_task_ignoring_its_cancel_is_reported_stuck_and_keeps_its_slot(
     assert app.get_job(waiting).state == "queued"  # the only slot is still taken
     assert _final(app, stubborn).state == "cancelled"
     assert _final(app, waiting).state == "succeeded"
+
+
+def test_a_worker_restarted_under_the_same_name_rescues_its_predecessors_jobs(
+    app: pgqueue.App, dsn: str, worker_thread: StartWorker
+) -> None:
+    job_id = core_app.sleep_for.defer(0)
+    predecessor = app.db.run(store.register_worker(
+        name="web-1", hostname="h", pid=1, queues=None, concurrency=1))
+    app.db.run(store.claim_jobs(worker_id=predecessor, queues=None, limit=1))
+    with psycopg.connect(dsn, autocommit=True) as conn:  # it died a minute ago
+        conn.execute("UPDATE pgqueue.workers SET last_heartbeat_at = now() - interval '1 min'")
+    worker_thread(name="web-1", heartbeat_interval=0.1, heartbeat_timeout=1)
+    job = _final(app, job_id, timeout=10)
+    assert (job.state, job.attempts) == ("succeeded", 2)
+
+
+def test_cancel_reaches_a_worker_without_a_listener_through_its_heartbeat(
+    app: pgqueue.App, dsn: str, worker_thread: StartWorker
+) -> None:
+    worker_thread(listen=False, poll_interval=0.1, heartbeat_interval=0.2)
+    job_id = core_app.sleep_for.defer(30)
+    wait_until(lambda: _ledger(dsn, job_id), message="job start")
+    app.cancel_job(job_id)
+    assert _final(app, job_id, timeout=5).state == "cancelled"
+
+
+@pytest.mark.parametrize("task", [core_app.raises_its_own_timeout,
+                                  core_app.async_raises_its_own_timeout])
+def test_a_timeout_error_raised_by_the_task_is_an_ordinary_failure(
+    app: pgqueue.App, task: pgqueue.Task
+) -> None:
+    job_id = task.defer()
+    app.run_worker(one_shot=True)
+    job = app.get_job(job_id)
+    assert (job.state, job.attempts) == ("failed", 2)
+    assert job.error and job.error.type == "TimeoutError"
+    assert job.error.message == "smtp server did not answer"
