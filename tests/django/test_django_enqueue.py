@@ -109,3 +109,25 @@ def test_bulk_defer_by_copy_joins_the_orm_transaction(clean_jobs) -> None:
         ids = email_order.defer_many([(f"B-{n}",) for n in range(600)])
     assert Job.objects.filter(pk__in=ids, state="queued").count() == 600
     assert app.get_job(ids[-1]).args == ["B-599"]
+
+
+def test_schedules_from_the_pgqueue_periodic_setting_are_declared() -> None:
+    from django.apps import apps
+    from django.test import override_settings
+
+    from pgqueue.periodic import declare
+    from pgqueue.periodic.scheduler import run_scheduler
+
+    setting = {"nightly-emails": {"task": "shop.tasks.email_order", "cron": "0 3 * * *",
+                                  "args": ["NIGHTLY"], "timezone": "Europe/Paris"}}
+    try:
+        with override_settings(PGQUEUE_PERIODIC=setting):
+            apps.get_app_config("pgqueue").ready()
+        declared = {s.id: s for s in declare.declared_schedules(app)}
+        assert declared["nightly-emails"].task_name == "shop.tasks.email_order"
+        assert declared["nightly-emails"].timezone == "Europe/Paris"
+        assert run_scheduler in app.worker_services
+    finally:
+        declare._declared.pop(app, None)
+        if run_scheduler in app.worker_services:
+            app.worker_services.remove(run_scheduler)
