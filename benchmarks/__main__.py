@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--metrics", default=None,
                          help="comma-separated subset of: " + ",".join(run.METRICS))
     run_cmd.add_argument("--out", type=Path, default=run.RESULTS)
+    run_cmd.add_argument("--engine", default=None, metavar="GIT_REF",
+                         help="measure this commit's pgqueue (a frozen copy), not the working "
+                              "tree other people may be editing")
     check_cmd = commands.add_parser("check", help="CI gate: pgqueue/raw ratio vs baseline")
     check_cmd.add_argument("--quick", action="store_true", help="(the only mode; accepted)")
     check_cmd.add_argument("--update-baseline", action="store_true")
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
             systems = [s for s in systems if s.name in wanted]
         chosen = args.metrics.split(",") if args.metrics else list(run.METRICS)
-        run.run(systems, sizes, mode, chosen, args.out)
+        run.run(systems, sizes, mode, chosen, args.out, engine=args.engine)
         return 0
     if args.command == "check":
         return check.check(update_baseline=args.update_baseline)

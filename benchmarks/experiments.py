@@ -6,12 +6,11 @@ process, on a fresh database, so the differences (not the absolute numbers) are 
     python -m benchmarks.experiments bulk         # defer_many: Python encode vs SQL vs COPY
     python -m benchmarks.experiments claims       # transactions per job while a worker drains
     python -m benchmarks.experiments plans        # EXPLAIN (ANALYZE, BUFFERS) of the claim
-    python -m benchmarks.experiments tuned        # stock worker vs proposed hot-path changes
+    python -m benchmarks.experiments producers    # concurrent enqueuers: does NOTIFY serialise?
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
 import tempfile
@@ -60,7 +59,6 @@ def _systems(admin_dsn: str, *names: str) -> dict[str, System]:
 def enqueue(admin_dsn: str, n: int = 1500) -> dict[str, Any]:
     import os
 
-    from pgqueue.queries import query
 
     systems = _systems(admin_dsn, "pgqueue", "raw")
     dsn = systems["pgqueue"].dsn
@@ -69,9 +67,8 @@ def enqueue(admin_dsn: str, n: int = 1500) -> dict[str, Any]:
 
     conn = psycopg.connect(dsn, autocommit=True)
     raw = psycopg.connect(systems["raw"].dsn, autocommit=True)
-    sql = query("insert_job")
-    params = {"task_name": "noop", "queue": "default", "args": "[1]", "kwargs": "{}",
-              "priority": 0, "run_at": None, "delay": 0.0, "max_attempts": 3}
+    insert = noop._insert_call((1,), {})  # the engine's own query and parameters
+    sql, params = insert.sql, insert.params
     counter = iter(range(10**9))
     conn.execute("""
         CREATE FUNCTION pgqueue.bench_notify_plain() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -160,7 +157,8 @@ def bulk(admin_dsn: str, n: int = 50_000) -> dict[str, Any]:
     args = [f"[{i}]" for i in range(n)]
     sql = query("insert_jobs_many")
     params = {"task_name": "noop", "queue": "default", "args": args, "kwargs": ["{}"] * n,
-              "priority": 0, "run_at": None, "delay": 0.0, "max_attempts": 3}
+              "priority": 0, "run_at": None, "delay": 0.0, "max_attempts": 3,
+              "timeout_seconds": None}
     with psycopg.connect(dsn, autocommit=True) as conn:
         timed("insert_jobs_many SQL only (unnest, RETURNING id)",
               lambda: conn.execute(sql, params).fetchall())
@@ -175,29 +173,6 @@ def bulk(admin_dsn: str, n: int = 50_000) -> dict[str, Any]:
                     copy.write_row(("noop", a))
 
         timed("COPY into pgqueue.jobs (its indexes, checks and trigger)", copy_pgqueue)
-
-    def proposed_defer_many() -> None:
-        """What defer_many could do: one signature check setup, the fast JSON path, ids
-        taken from the sequence in one query, then COPY (its statement trigger still sends
-        the one NOTIFY)."""
-        from benchmarks.peers.pgqueue_tuned_app import fast_to_json
-
-        signature = inspect.signature(noop.func)
-        rows = []
-        for item in items:
-            signature.bind(*item)
-            rows.append(fast_to_json(list(item), "positional arguments"))
-        with psycopg.connect(dsn, autocommit=True) as conn3, conn3.transaction():
-            ids = [r[0] for r in conn3.execute(
-                "SELECT nextval(pg_get_serial_sequence('pgqueue.jobs', 'id')) "
-                "FROM generate_series(1, %s)", (len(rows),))]
-            with conn3.cursor().copy("COPY pgqueue.jobs (id, task_name, queue, args, "
-                                     "max_attempts) FROM STDIN") as copy:
-                for job_id, args_json in zip(ids, rows, strict=True):
-                    copy.write_row((job_id, "noop", "default", args_json, 3))
-
-    timed("proposed defer_many: signature once + fast JSON + nextval ids + COPY",
-          proposed_defer_many)
 
     def copy_raw() -> None:
         with psycopg.connect(systems["raw"].dsn, autocommit=True) as conn2, \
@@ -229,24 +204,54 @@ def claims(admin_dsn: str, jobs: int = 10_000) -> dict[str, Any]:
     return out
 
 
-def tuned(admin_dsn: str, jobs: int = 20_000, reps: int = 3) -> dict[str, Any]:
-    """Stock worker vs the same worker with the proposed hot-path changes
-    (benchmarks/peers/pgqueue_tuned_app.py), alternating, same database."""
-    stock = _systems(admin_dsn, "pgqueue")["pgqueue"]
-    patched = System(**{**stock.__dict__, "name": "pgqueue-tuned"})
-    patched.worker_argv = lambda py, c: [
-        str(py.parent / "pgqueue"), "--app", "benchmarks.peers.pgqueue_tuned_app:app",
-        "--log-level", "WARNING", "worker", "--concurrency", str(c)]
+def producers(admin_dsn: str, per_thread: int = 400, threads: int = 4) -> dict[str, Any]:
+    """Several producers inserting at once (as several web processes would), each on its own
+    connection: does the insert-trigger's NOTIFY serialise their commits? (Postgres takes a
+    cluster-wide lock in PreCommit_Notify and holds it through the commit record's flush.)"""
+    import os
+    import threading
+
+    systems = _systems(admin_dsn, "pgqueue", "raw")
+    os.environ["PGQUEUE_DSN"] = systems["pgqueue"].dsn
+    from benchmarks.peers.pgqueue_app import noop
+
+    insert = noop._insert_call((1,), {})
+    sql, params = insert.sql, insert.params
+    raw_sql = "INSERT INTO raw_jobs (args) VALUES ('[1]') RETURNING id"
+
+    def rate(dsn: str, statement: str, args: Any, count: int) -> float:
+        conns = [psycopg.connect(dsn, autocommit=True) for _ in range(count)]
+
+        def loop(conn: psycopg.Connection) -> None:
+            for _ in range(per_thread):
+                conn.execute(statement, args).fetchone()
+
+        workers = [threading.Thread(target=loop, args=(c,)) for c in conns]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        elapsed = time.perf_counter() - start
+        for c in conns:
+            c.close()
+        return count * per_thread / elapsed
+
+    pgq = systems["pgqueue"].dsn
     out: dict[str, Any] = {}
-    for concurrency in (10, 100):
-        rates: dict[str, list[float]] = {"stock": [], "tuned": []}
-        for _ in range(reps):
-            for label, system in (("stock", stock), ("tuned", patched)):
-                system.reset()
-                system.seed(jobs)
-                rates[label].append(metrics.process(system, jobs, concurrency, 60)["per_s"])
-        out[f"c={concurrency}"] = {k: round(stats.median(v) or 0) for k, v in rates.items()}
-    stock.reset()
+    for count in (1, threads):
+        best: dict[str, float] = {}
+        for _ in range(3):
+            for label, dsn, statement, args, trigger in (
+                    ("raw INSERT", systems["raw"].dsn, raw_sql, None, None),
+                    ("insert_job, trigger on", pgq, sql, params, "ENABLE"),
+                    ("insert_job, trigger off", pgq, sql, params, "DISABLE")):
+                if trigger:
+                    pg.execute(pgq, f"ALTER TABLE pgqueue.jobs {trigger} TRIGGER "
+                                    "jobs_notify_after_insert")
+                best[label] = max(best.get(label, 0.0), rate(dsn, statement, args, count))
+        out[f"{count} producer(s)"] = {k: round(v) for k, v in best.items()}
+    pg.execute(pgq, "ALTER TABLE pgqueue.jobs ENABLE TRIGGER jobs_notify_after_insert")
     return out
 
 

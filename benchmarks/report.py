@@ -113,6 +113,12 @@ def markdown(results: dict[str, Any]) -> str:
                  f"{results['machine']['cpus']} CPUs, Python {results['machine']['python']}; "
                  f"run took {results.get('duration_s', 0) / 60:.1f} min. "
                  "Medians of the repetitions; ratios are within this run.")
+    engine = results.get("engine", {})
+    if engine:
+        lines.append("")
+        lines.append(f"pgqueue measured: commit `{engine['commit'][:12]}` ({engine['ref']}), "
+                     "a frozen copy." if engine.get("pinned") else
+                     f"pgqueue measured: the working tree at `{engine.get('working_tree')}`.")
     lines.append("")
     summary = results.get("summary", {})
     lines += ["## Targets (pgqueue, same run)", "", "| target | measured | met |", "|---|---|---|"]

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import envs, metrics, pg, progress, report, stats
+from benchmarks import envs, metrics, pg, pin, progress, report, stats
+from benchmarks import systems as systems_module
 from benchmarks.metrics import Sizes
 from benchmarks.procs import BenchError
 from benchmarks.systems import System, redis_running
@@ -49,14 +50,26 @@ def _guarded(system: System, what: str, call: Callable[[], dict[str, Any]]) -> d
         return {"error": str(exc)[:2000]}
 
 
+def _engine(ref: str | None) -> dict[str, Any]:
+    """Pin the engine to a commit (`--engine REF`), or describe the working tree measured."""
+    if ref:
+        directory, sha = pin.engine_snapshot(ref)
+        systems_module.ENGINE_DIR = str(directory)
+        progress.say(f"engine pinned to {ref} = {sha[:12]} ({directory})")
+        return {"ref": ref, "commit": sha, "pinned": True}
+    described = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=pin.ROOT,
+                               capture_output=True, text=True).stdout.strip()
+    return {"working_tree": described, "pinned": False}
+
+
 def run(systems: Sequence[System], sizes: Sizes, mode: str, chosen: Sequence[str],
-        out_dir: Path = RESULTS) -> dict[str, Any]:
+        out_dir: Path = RESULTS, engine: str | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "mode": mode, "sizes": sizes.__dict__,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
-        "systems": {}, "versions": {},
+        "systems": {}, "versions": {}, "engine": _engine(engine),
     }
     with pg.server() as admin_dsn:
         results["postgres"] = pg.server_settings(admin_dsn)

@@ -22,6 +22,15 @@ from benchmarks.procs import ROOT, run_json
 PROJECT_PYTHON = Path(sys.executable)
 REDIS = ("127.0.0.1", 6379)
 REDIS_DB = 13
+ENGINE_DIR: str | None = None
+"""A frozen copy of pgqueue to run instead of the working tree (set by `run --engine`)."""
+
+
+def _python_m(python: Path, module: str) -> list[str]:
+    """`python -m module`, through benchmarks.pin when the engine is pinned (project venv)."""
+    if ENGINE_DIR and python == PROJECT_PYTHON:
+        return [str(python), "-m", "benchmarks.pin", module]
+    return [str(python), "-m", module]
 
 
 @dataclass
@@ -64,13 +73,15 @@ class System:
                     "PYTHONPATH": str(ROOT), "BENCH_CONCURRENCY": str(concurrency),
                     "PYTHONDONTWRITEBYTECODE": "1"})
         env.update(self.extra_env)
+        if ENGINE_DIR:
+            env["BENCH_ENGINE_DIR"] = ENGINE_DIR
         if record_dir is not None:
             env["BENCH_RECORD_DIR"] = str(record_dir)
         return env
 
     def produce(self, *args: object, record_dir: Path | None = None,
                 timeout: float = 900) -> dict:
-        argv = [str(self.python), "-m", self.peer, *map(str, args)]
+        argv = [*_python_m(self.python, self.peer), *map(str, args)]
         return run_json(argv, self.env(record_dir), timeout=timeout)
 
     def prepare(self, admin_dsn: str) -> None:
@@ -208,7 +219,8 @@ def all_systems() -> list[System]:
         System(
             name="pgqueue", label="pgqueue", venv=None, peer="benchmarks.peers.pgqueue_peer",
             worker_argv=lambda py, c: [
-                _venv_bin(py, "pgqueue"), "--app", "benchmarks.peers.pgqueue_app:app",
+                *([_venv_bin(py, "pgqueue")] if not ENGINE_DIR else _python_m(py, "pgqueue")),
+                "--app", "benchmarks.peers.pgqueue_app:app",
                 "--log-level", "WARNING", "worker", "--concurrency", str(c)],
             config="`pgqueue worker --concurrency N` on an `async def` no-op task, defaults "
                    "otherwise (LISTEN/NOTIFY, jobs kept), `--log-level WARNING`.",
