@@ -132,7 +132,9 @@ def process(system: System, jobs: int, concurrency: int, cap_s: float,
     finally:
         worker.stop()
         records.close()
+    drain = last - first
     return {"jobs": done, "seconds": elapsed, "per_s": done / elapsed if elapsed > 0 else 0,
+            "drain_per_s": (done - 1) / drain if drain > 0 else 0,
             "complete": finished, "first_job_after_s": first - worker.started_at,
             "peak_rss_mib": worker.peak_rss_mib}
 
