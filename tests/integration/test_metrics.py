@@ -16,8 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pgqueue.app import App
 from pgqueue.observe.metrics import metrics_service
-from pgqueue.worker.options import WorkerOptions
-from pgqueue.worker.runner import Worker
 from tests.apps import observe_app
 from tests.helpers import spawn_cli, start_worker_thread, wait_until
 
@@ -120,16 +118,6 @@ def test_scraping_a_running_worker_shows_jobs_slots_queues_and_workers(
         scrape(port)
 
 
-def _worker_reports_timings() -> bool:
-    worker = Worker(App("postgresql://unused"), WorkerOptions())
-    try:
-        return isinstance(getattr(worker, "observers", None), list)
-    finally:
-        worker._threads.shutdown()
-
-
-@pytest.mark.skipif(not _worker_reports_timings(),
-                    reason="the worker has no observer hook yet (worker.observers, issue 7)")
 def test_timings_reported_by_the_worker_hook(app: App) -> None:
     port = free_port()
     app.worker_services.append(metrics_service)
