@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -148,16 +149,22 @@ def test_shutdown_timeout_puts_the_job_back_without_spending_an_attempt(
     assert row == "(queued,0,t)"
 
 
-def test_second_signal_exits_at_once_and_still_releases_jobs(ledger_dsn: str) -> None:
+def test_second_signal_exits_at_once_and_still_releases_jobs(
+    ledger_dsn: str, tmp_path: Path
+) -> None:
     run_cli("--app", APP, "defer", "tests.apps.core_app.sleep_for", "[60]", dsn=ledger_dsn)
-    worker = spawn_cli("--app", APP, "worker", "--shutdown-timeout", "120", dsn=ledger_dsn)
+    log = tmp_path / "worker.log"
+    worker = spawn_cli("--app", APP, "worker", "--shutdown-timeout", "120", dsn=ledger_dsn,
+                       log=log)
     wait_until(lambda: scalar(ledger_dsn, "SELECT count(*) FROM ledger"), timeout=15,
                message="job start")
     worker.send_signal(signal.SIGTERM)
-    time.sleep(0.3)  # let the first signal be handled before the second arrives
+    wait_until(lambda: "worker.stopping" in log.read_text(), timeout=10,
+               message="the first signal to be handled")
     started = time.monotonic()
     worker.send_signal(signal.SIGINT)
-    output, _ = worker.communicate(timeout=30)
+    worker.wait(timeout=30)
+    output = log.read_text()
     assert time.monotonic() - started < 10, output
     assert worker.returncode == 0, output
     assert scalar(ledger_dsn, "SELECT row(state, attempts)::text FROM pgqueue.jobs "
