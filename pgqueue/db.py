@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -119,9 +121,10 @@ def run_on(connection: ExternalConnection, call: Call[T]) -> T:
             return _execute_sync(cursor, call)
 
 
-def connect(conninfo: str, *, autocommit: bool = True) -> Connection:
+def connect(conninfo: str, *, autocommit: bool = True, prepare_threshold: int = 5) -> Connection:
     with translated_errors():
-        return psycopg.connect(conninfo, autocommit=autocommit, row_factory=dict_row)
+        return psycopg.connect(conninfo, autocommit=autocommit, row_factory=dict_row,
+                               prepare_threshold=prepare_threshold)
 
 
 async def aconnect(conninfo: str, *, autocommit: bool = True) -> AsyncConnection:
@@ -132,13 +135,22 @@ async def aconnect(conninfo: str, *, autocommit: bool = True) -> AsyncConnection
 
 
 class Database:
-    """Lazily opened sync and async pools on one DSN; both run the same `Call` objects."""
+    """Lazily opened sync and async pools on one DSN; both run the same `Call` objects.
+
+    Sync calls go first to a "fast lane": one connection kept for single statements, used by
+    whichever thread finds it free. A pool checkout costs about as much as a small INSERT's
+    own client work, so a producer calling `defer()` in a loop skips it; callers that find the
+    lane busy (concurrent threads) fall back to the pool, so connections stay bounded.
+    """
 
     def __init__(self, conninfo: str, *, max_size: int = 10) -> None:
         self.conninfo = conninfo
         self.max_size = max_size
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._apool: psycopg_pool.AsyncConnectionPool | None = None
+        self._lane: Connection | None = None
+        self._lane_pid = 0
+        self._lane_lock = threading.Lock()
 
     def _pool_kwargs(self) -> dict[str, Any]:
         return {"autocommit": True, "row_factory": dict_row, "prepare_threshold": 1}
@@ -183,8 +195,34 @@ class Database:
     def run(self, call: Call[T], connection: ExternalConnection | None = None) -> T:
         if connection is not None:
             return run_on(connection, call)
+        if self._lane_lock.acquire(blocking=False):
+            try:
+                return self._run_in_lane(call)
+            finally:
+                self._lane_lock.release()
         with self.connection() as conn:
             return run_on(conn, call)
+
+    def _run_in_lane(self, call: Call[T]) -> T:
+        lane = self._lane
+        if lane is None or self._lane_pid != os.getpid() or not _idle_and_alive(lane):
+            self._close_lane()
+            # After a fork the parent's socket is not ours: open our own (psycopg leaves the
+            # inherited one alone when it is garbage collected).
+            lane = self._lane = connect(self.conninfo, prepare_threshold=1)
+            self._lane_pid = os.getpid()
+        try:
+            return run_on(lane, call)
+        except DatabaseUnavailable:
+            self._close_lane()  # the next call reconnects
+            raise
+
+    def _close_lane(self) -> None:
+        lane, self._lane = self._lane, None
+        if lane is not None and self._lane_pid == os.getpid():
+            with suppress(psycopg.Error):
+                lane.close()
+
 
     def copy(self, copy: Copy, connection: ExternalConnection | None = None) -> None:
         with translated_errors():
@@ -204,6 +242,8 @@ class Database:
             return await arun_on(conn, call)
 
     def close(self) -> None:
+        with self._lane_lock:
+            self._close_lane()
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -212,6 +252,18 @@ class Database:
         if self._apool is not None:
             await self._apool.close()
             self._apool = None
+
+
+
+def _idle_and_alive(connection: Connection) -> bool:
+    """An idle connection has nothing to read: if its socket is readable, the server closed it
+    or sent a fatal error (a restart, `pg_terminate_backend`, an idle timeout). Checking costs
+    one poll(0) system call and spares the next call a failure it did not cause."""
+    if connection.closed:
+        return False
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    return not poller.poll(0)
 
 
 async def arun_on(connection: AsyncConnection, call: Call[T]) -> T:
