@@ -118,6 +118,7 @@ class _Noop:
     query_name = "noop"
     params: dict[str, Any] = {}  # noqa: RUF012
     sql = "SELECT 1 AS one"
+    tuples = False
 
     @staticmethod
     def decode(rows: list[dict[str, Any]]) -> None:
