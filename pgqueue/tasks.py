@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -34,6 +35,8 @@ R = TypeVar("R")
 DEFAULT_QUEUE = "default"
 COPY_THRESHOLD = 500
 """defer_many switches from one INSERT … SELECT unnest(…) to COPY at this many jobs."""
+COPY_CHUNK = 2000
+"""Jobs per chunk of a COPY: the server ingests one chunk while the next is encoded."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,41 +108,61 @@ class Task(Generic[P, R]):
         connection: ExternalConnection | None = None,
     ) -> list[int]:
         """Enqueue many jobs in one statement (one NOTIFY). Each item is a tuple/list of
-        positional arguments or a dict of keyword arguments."""
-        args_json: list[str] = []
-        kwargs_json: list[str] = []
-        fitting_shapes: set[tuple[int, frozenset[str]]] = set()
-        for item in items:
-            args, kwargs = ((), item) if isinstance(item, Mapping) else (item, {})
-            if not isinstance(args, Sequence) or isinstance(args, str | bytes):
-                raise InvalidArguments(
-                    f"{self.name}: each item must be a tuple/list of positional arguments or "
-                    f"a dict of keyword arguments, not {type(item).__name__}"
-                )
-            shape = (len(args), frozenset(kwargs))  # binding depends on nothing else
-            if shape not in fitting_shapes:
-                self._check_signature(args, kwargs)
-                fitting_shapes.add(shape)
-            encoded = encode_arguments(args, kwargs, max_bytes=self.app.max_payload_bytes)
-            args_json.append(encoded[0])
-            kwargs_json.append(encoded[1])
-        if not args_json:
+        positional arguments or a dict of keyword arguments.
+
+        A bad item raises its typed error and no job is enqueued: a large batch is COPYed while
+        later chunks are still being encoded, and an error there fails the COPY, rolling back
+        its transaction (with `connection=`, the caller's)."""
+        batch = items if isinstance(items, list) else list(items)
+        if not batch:
             return []
         run_at, delay = check_schedule(self.run_at, self.delay)
-        if len(args_json) < COPY_THRESHOLD:
+        fitting_shapes: set[int | frozenset[str]] = set()
+        if len(batch) < COPY_THRESHOLD:
+            args_json, kwargs_json = zip(*self._encode_items(batch, fitting_shapes), strict=True)
             return self.app.db.run(store.insert_jobs_many(
                 task_name=self.name, queue=self.queue, args_json=args_json,
                 kwargs_json=kwargs_json, priority=self.priority, run_at=run_at, delay=delay,
                 max_attempts=self.retry.max_attempts, timeout_seconds=self.timeout,
             ), connection)
+        first = self._encode_items(batch[:COPY_CHUNK], fitting_shapes)  # fail before any SQL
+        rest = (self._encode_items(batch[start:start + COPY_CHUNK], fitting_shapes)
+                for start in range(COPY_CHUNK, len(batch), COPY_CHUNK))
         ids, due_at = self.app.db.run(
-            store.reserve_job_ids(count=len(args_json), run_at=run_at, delay=delay), connection)
+            store.reserve_job_ids(count=len(batch), run_at=run_at, delay=delay), connection)
         self.app.db.copy(store.copy_jobs(
-            ids=ids, run_at=due_at, task_name=self.name, queue=self.queue,
-            args_json=args_json, kwargs_json=kwargs_json, priority=self.priority,
-            max_attempts=self.retry.max_attempts, timeout_seconds=self.timeout,
+            ids=ids, run_at=None if run_at is None and not delay else due_at,
+            task_name=self.name, queue=self.queue, arguments=itertools.chain((first,), rest),
+            priority=self.priority, max_attempts=self.retry.max_attempts,
+            timeout_seconds=self.timeout,
         ), connection)
         return ids
+
+    def _encode_items(
+        self, items: Sequence[Sequence[Any] | Mapping[str, Any]],
+        fitting_shapes: set[int | frozenset[str]],
+    ) -> list[tuple[str, str]]:
+        """(args JSON, kwargs JSON) of each item, or the first bad item's typed error. The
+        signature is checked once per shape (arity, or keyword names) in `fitting_shapes`:
+        binding depends on nothing else."""
+        max_bytes = self.app.max_payload_bytes
+        encoded = []
+        for item in items:
+            if type(item) is tuple or (isinstance(item, Sequence)
+                                       and not isinstance(item, str | bytes)):
+                args, kwargs, shape = item, {}, len(item)
+            elif isinstance(item, Mapping):
+                args, kwargs, shape = (), item, frozenset(item)
+            else:
+                raise InvalidArguments(
+                    f"{self.name}: each item must be a tuple/list of positional arguments or "
+                    f"a dict of keyword arguments, not {type(item).__name__}"
+                )
+            if shape not in fitting_shapes:
+                self._check_signature(args, kwargs)
+                fitting_shapes.add(shape)
+            encoded.append(encode_arguments(args, kwargs, max_bytes=max_bytes))
+        return encoded
 
 
 @functools.lru_cache(maxsize=1024)
