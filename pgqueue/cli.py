@@ -93,6 +93,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     worker.add_argument("-q", "--queues", type=_csv, default=None,
                         help="comma-separated queues (default: all)")
     worker.add_argument("-c", "--concurrency", type=int, default=1)
+    worker.add_argument("--prefetch", type=int, default=0, metavar="N",
+                        help="claim N jobs beyond --concurrency, held until a slot frees "
+                             "(docs/worker.md)")
     worker.add_argument("-n", "--name", default=None)
     mode = worker.add_mutually_exclusive_group()
     mode.add_argument("--wait", dest="one_shot", action="store_false", default=False,
@@ -204,7 +207,7 @@ def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> i
     return app.run_worker(
         heartbeat_interval=args.heartbeat_interval, heartbeat_timeout=args.heartbeat_timeout,
         prune_every=args.prune_every or None, retention=_retention(args),
-        queues=args.queues, concurrency=args.concurrency, name=args.name,
+        queues=args.queues, concurrency=args.concurrency, prefetch=args.prefetch, name=args.name,
         one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
         metrics_port=args.metrics_port,
         shutdown_timeout=args.shutdown_timeout, delete_jobs=args.delete_jobs,

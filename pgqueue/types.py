@@ -86,7 +86,8 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
-    """What a worker needs to run one attempt; `claim_token` fences its outcome."""
+    """What a worker needs to run one attempt; `claim_token` fences its outcome. The fields are
+    in the order the claim queries return them: a claimed row becomes a job positionally."""
 
     id: int
     task_name: str
@@ -99,22 +100,6 @@ class ClaimedJob:
     claim_token: uuid.UUID
     enqueued_at: datetime
     run_at: datetime
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ClaimedJob:
-        return cls(
-            id=row["id"],
-            task_name=row["task_name"],
-            queue=row["queue"],
-            args=row["args"],
-            kwargs=row["kwargs"],
-            priority=row["priority"],
-            attempt=row["attempts"],
-            max_attempts=row["max_attempts"],
-            claim_token=row["claim_token"],
-            enqueued_at=row["enqueued_at"],
-            run_at=row["run_at"],
-        )
 
 
 @dataclass(frozen=True, slots=True)

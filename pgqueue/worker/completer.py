@@ -1,7 +1,7 @@
 """Records outcomes in batches: whatever finished while the previous write was in flight goes
 out in the next one, so a lone job is acknowledged at once and a busy worker writes many jobs
-per statement. Writes are retried until they land (the job stays `running`, fenced by its
-claim token, until then)."""
+per statement. Writes go out on the completer's own connection (reopened after a failure) and
+are retried until they land (the job stays `running`, fenced by its claim token, until then)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from pgqueue import store
-from pgqueue.db import Call, Database, atransaction
+from pgqueue.db import Call, arun_on
 from pgqueue.errors import DatabaseUnavailable
 from pgqueue.logs import log_event
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
+from pgqueue.worker.connection import DedicatedConnection
 from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import DeleteJobs
 from pgqueue.worker.outcome import Outcome, OutcomeKind
@@ -25,9 +26,9 @@ logger = logging.getLogger("pgqueue.worker")
 
 
 class Completer:
-    def __init__(self, db: Database, delete_jobs: DeleteJobs,
+    def __init__(self, connection: DedicatedConnection, delete_jobs: DeleteJobs,
                  observers: Sequence[Any] = ()) -> None:
-        self.db = db
+        self.connection = connection
         self.observers = observers
         self.delete_jobs = delete_jobs
         self._pending: list[Outcome] = []
@@ -73,15 +74,20 @@ class Completer:
                     await asyncio.sleep(delay)
             backoff.reset()
             self.writes += 1
-            notify_observers(self.observers, "outcomes_recorded",
-                             batch, time.monotonic() - write_started)
-            for outcome in batch:
-                if outcome.job.id not in accepted:
-                    log_event(logger, logging.WARNING, "job.outcome_rejected",
-                              job_id=outcome.job.id, attempt=outcome.job.attempt,
-                              outcome=outcome.kind, reason="claim lost (rescued or cancelled)")
+            if self.observers:
+                notify_observers(self.observers, "outcomes_recorded",
+                                 batch, time.monotonic() - write_started)
+            if len(accepted) != len(batch):
+                self._log_rejected(batch, accepted)
             if not self._pending:
                 self._idle.set()
+
+    def _log_rejected(self, batch: Sequence[Outcome], accepted: set[int]) -> None:
+        for outcome in batch:
+            if outcome.job.id not in accepted:
+                log_event(logger, logging.WARNING, "job.outcome_rejected",
+                          job_id=outcome.job.id, attempt=outcome.job.attempt,
+                          outcome=outcome.kind, reason="claim lost (rescued or cancelled)")
 
     def _calls(self, outcomes: Sequence[Outcome]) -> list[Call[list[int]]]:
         by_kind: dict[OutcomeKind, list[Outcome]] = defaultdict(list)
@@ -113,14 +119,12 @@ class Completer:
 
     async def _write(self, outcomes: Sequence[Outcome]) -> set[int]:
         calls = self._calls(outcomes)
+        if len(calls) == 1:
+            return set(await self.connection.run(calls[0]))
         accepted: set[int] = set()
-        async with self.db.aconnection() as conn:
-            if len(calls) == 1:
-                accepted.update(await self.db.arun(calls[0], conn))
-            else:
-                async with atransaction(conn):
-                    for call in calls:
-                        accepted.update(await self.db.arun(call, conn))
+        async with self.connection.transaction() as conn:
+            for call in calls:
+                accepted.update(await arun_on(conn, call))
         return accepted
 
 

@@ -133,6 +133,8 @@ async def _run_in_thread(
 async def _run_on_loop(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
     """Await an async task under its timeout; only the deadline's own expiry is a TaskTimeout,
     a TimeoutError the task raises itself is an ordinary failure."""
+    if task.timeout is None:
+        return await task.func(*args, **kwargs)  # no deadline to arm: spare its context
     deadline = asyncio.timeout(task.timeout)
     try:
         async with deadline:
@@ -155,6 +157,8 @@ def _call_with_hooks(task: Task[Any, Any], args: list[Any], kwargs: dict[str, An
 
 
 def _success(job: ClaimedJob, result: Any) -> Outcome:
+    if result is None:  # most tasks: nothing to check or encode
+        return Outcome(job, OutcomeKind.SUCCEEDED, result_json="null")
     try:
         result_json = to_json(result, "the return value")
     except InvalidArguments as exc:

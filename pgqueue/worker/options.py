@@ -20,6 +20,9 @@ class WorkerOptions:
     """Queues to claim from; None claims from every queue."""
     concurrency: int = 1
     """Jobs run at once (async tasks on the loop, sync tasks in a thread pool of this size)."""
+    prefetch: int = 0
+    """Jobs claimed beyond `concurrency` and held until a slot frees, so the next job starts
+    without waiting for a claim; other workers cannot take them meanwhile (docs/worker.md)."""
     name: str | None = None
     """Shown in the workers table and logs; defaults to host-pid."""
     one_shot: bool = False
@@ -60,6 +63,8 @@ class WorkerOptions:
             object.__setattr__(self, "queues", queues)
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be an int >= 1, not {self.concurrency!r}")
+        if not isinstance(self.prefetch, int) or self.prefetch < 0:
+            raise ConfigurationError(f"prefetch must be an int >= 0, not {self.prefetch!r}")
         for field_name in ("poll_interval", "heartbeat_interval", "heartbeat_timeout",
                            "listener_ping_interval"):
             if not getattr(self, field_name) > 0:

@@ -3,13 +3,14 @@ them (async tasks on the loop, sync tasks in threads), and hands outcomes to the
 
 Wake-ups come from LISTEN (milliseconds); a slow poll and the next scheduled job's due time
 cover missed notifications. SIGTERM/SIGINT stop claiming and drain; a second signal stops at
-once. Either way, jobs that could not finish are put back to `queued` without spending an
-attempt.
+once. Either way, jobs that could not finish (and prefetched jobs that never started) are put
+back to `queued` without spending an attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -23,18 +24,19 @@ from typing import TYPE_CHECKING, Any
 from pgqueue import store
 from pgqueue.context import JobContext
 from pgqueue.db import ABORT_CHANNEL, JOBS_CHANNEL, Listener
-from pgqueue.errors import DatabaseUnavailable
+from pgqueue.errors import DatabaseUnavailable, JobAborted
 from pgqueue.logs import log_event
 from pgqueue.maintenance.retention import retention_service
 from pgqueue.retry import RetryPolicy
 from pgqueue.types import ClaimedJob
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 from pgqueue.worker.completer import Completer
+from pgqueue.worker.connection import DedicatedConnection
 from pgqueue.worker.executor import RunningJob, StopReason, classify_failure, execute
 from pgqueue.worker.notifications import concerns_queues
 from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import WorkerOptions
-from pgqueue.worker.outcome import Outcome, OutcomeKind
+from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
 
 if TYPE_CHECKING:
     from pgqueue.app import App
@@ -51,6 +53,8 @@ class Worker:
         self.name = options.worker_name
         self.worker_id: int | None = None
         self.running: dict[int, RunningJob] = {}
+        self.prefetched: collections.deque[ClaimedJob] = collections.deque()
+        """Claimed jobs waiting for a slot (options.prefetch); heartbeats cover them too."""
         self.observers: list[Any] = []
         """Told about claims, acknowledgements and finished jobs (pgqueue.worker.observers)."""
         self._threads = concurrent.futures.ThreadPoolExecutor(
@@ -73,7 +77,9 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._stop = asyncio.Event()
         self._check_aborts = asyncio.Event()
-        self.completer = Completer(self.app.db, self.options.delete_jobs, self.observers)
+        self.claim_connection = DedicatedConnection(self.app.dsn)
+        self.completer = Completer(DedicatedConnection(self.app.dsn), self.options.delete_jobs,
+                                   self.observers)
         await self._register()
         loop = self.loop = asyncio.get_running_loop()
         handled = self._install_signal_handlers(loop)
@@ -106,6 +112,8 @@ class Worker:
             for service in services:
                 service.cancel()
             await asyncio.wait(services, timeout=5.0)
+            await self.claim_connection.close()
+            await self.completer.connection.close()
             await self._unregister()
             self._threads.shutdown(wait=False, cancel_futures=True)
             await self.app.db.aclose()
@@ -129,8 +137,10 @@ class Worker:
             log_event(logger, logging.INFO, "worker.stopping", worker=self.name,
                       running=len(self.running), timeout_s=self.options.shutdown_timeout)
         self._stopping = True
+        self._release_prefetched()
         self._stop.set()
         self._wake.set()
+        self._slot_freed.set()
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         handled = []
@@ -160,19 +170,14 @@ class Worker:
     async def _claim_loop(self) -> None:
         backoff = Backoff()
         while not self._stopping:
-            free = self.options.concurrency - len(self.running)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._wait_for(self._slot_freed, None)
-                # Let every job that finishes in this same loop turn free its slot too, so
-                # the next claim fetches a batch instead of one job at a time.
-                await asyncio.sleep(0)
-                continue
+            free = await self._free_slots()
+            if self._stopping:
+                return
             self._wake.clear()
             writes_before_claim = self.completer.writes
             claim_started = time.monotonic()
             try:
-                jobs = await self.app.db.arun(store.claim_jobs(
+                jobs = await self.claim_connection.run(store.claim_jobs(
                     worker_id=self._require_worker_id(), queues=self.options.queues,
                     limit=free))
             except DatabaseUnavailable as exc:
@@ -183,14 +188,15 @@ class Worker:
                 await self._wait_for(self._stop, delay)
                 continue
             backoff.reset()
-            notify_observers(self.observers, "jobs_claimed", jobs,
-                             time.monotonic() - claim_started)
+            if self.observers:
+                notify_observers(self.observers, "jobs_claimed", jobs,
+                                 time.monotonic() - claim_started)
             for job in jobs:
                 self._start(job)
             if len(jobs) == free:
                 continue
             if self.options.one_shot:
-                if not jobs and not self.running:
+                if not jobs and not self.running and not self.prefetched:
                     # Done only if no outcome was written during the claim: a retry being
                     # written was row-locked (skipped) yet may be due now.
                     if self.completer.idle and self.completer.writes == writes_before_claim:
@@ -203,10 +209,30 @@ class Worker:
             if not jobs:
                 await self._wait_for(self._wake, await self._idle_timeout())
 
+    async def _free_slots(self) -> int:
+        """Slots to claim for, once one is free. Jobs finishing in the next loop turns free
+        theirs first (until half the slots are free or a turn frees none): a busy worker claims
+        batches, not a job at a time, and an idle one claims at once."""
+        capacity = self.options.concurrency + self.options.prefetch
+        free = capacity - len(self.running) - len(self.prefetched)
+        while free <= 0:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()  # request_stop() sets it too
+            if self._stopping:
+                return 0
+            free = capacity - len(self.running) - len(self.prefetched)
+        while free * 2 < capacity:
+            await asyncio.sleep(0)
+            freed_meanwhile = capacity - len(self.running) - len(self.prefetched) - free
+            if not freed_meanwhile:
+                break
+            free += freed_meanwhile
+        return free
+
     async def _idle_timeout(self) -> float:
         timeout = self.options.poll_interval
         try:
-            due_in = await self.app.db.arun(store.seconds_until_next_job(
+            due_in = await self.claim_connection.run(store.seconds_until_next_job(
                 queues=self.options.queues))
         except DatabaseUnavailable:
             return timeout
@@ -233,6 +259,9 @@ class Worker:
     # -- running -------------------------------------------------------------------------
 
     def _start(self, job: ClaimedJob) -> None:
+        if len(self.running) >= self.options.concurrency:
+            self.prefetched.append(job)
+            return
         context = JobContext(job=job, worker_name=self.name, conninfo=self.app.dsn)
         running = RunningJob(job=job, context=context)
         self.running[job.id] = running
@@ -252,7 +281,8 @@ class Worker:
             logger.exception("unexpected error running job %s", job.id)
             outcome = classify_failure(job, task.retry if task else RetryPolicy(), exc)
         duration = time.monotonic() - running.started
-        notify_observers(self.observers, "job_finished", outcome, duration)
+        if self.observers:
+            notify_observers(self.observers, "job_finished", outcome, duration)
         if outcome.kind == OutcomeKind.SUCCEEDED and running.context.completed_in_transaction:
             pass  # context.atomic() already recorded it with the task's own writes
         else:
@@ -262,10 +292,33 @@ class Worker:
         if thread is not None and not thread.done() and not self._stopping:
             await _quietly(thread)
         self.running.pop(job.id, None)
+        if self.prefetched and not self._stopping:
+            self._start(self.prefetched.popleft())
         self._slot_freed.set()
         return outcome
 
+    def _release_prefetched(self) -> None:
+        """Give back the jobs that never started (no attempt spent) for others to run."""
+        while self.prefetched:
+            self.completer.submit(Outcome(self.prefetched.popleft(), OutcomeKind.RELEASED))
+
+    def _cancel_prefetched(self, job_id: int) -> None:
+        """A job cancelled before it started ends cancelled without running."""
+        for job in self.prefetched:
+            if job.id == job_id:
+                self.prefetched.remove(job)
+                log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
+                self.completer.submit(Outcome(job, OutcomeKind.CANCELLED,
+                                              error=describe(JobAborted())))
+                self._slot_freed.set()
+                return
+
     def _log_outcome(self, outcome: Outcome, duration: float) -> None:
+        level = logging.INFO
+        if outcome.kind in (OutcomeKind.FAILED, OutcomeKind.RETRY) and outcome.error:
+            level = logging.WARNING if outcome.kind == OutcomeKind.RETRY else logging.ERROR
+        if not logger.isEnabledFor(level):
+            return  # a busy worker logging at WARNING skips building the fields
         job = outcome.job
         fields: dict[str, Any] = {"job_id": job.id, "task": job.task_name,
                                   "attempt": job.attempt, "duration_ms": duration * 1000}
@@ -273,14 +326,12 @@ class Worker:
             fields["error"] = f"{outcome.error.type}: {outcome.error.message}"[:300]
         if outcome.kind == OutcomeKind.RETRY:
             fields["retry_in_s"] = outcome.retry_delay
-        level = logging.INFO
-        if outcome.kind in (OutcomeKind.FAILED, OutcomeKind.RETRY) and outcome.error:
-            level = logging.WARNING if outcome.kind == OutcomeKind.RETRY else logging.ERROR
         log_event(logger, level, f"job.{outcome.kind}", **fields)
 
     async def _drain(self) -> None:
         """After a stop request: let running jobs finish within the shutdown timeout, then
         interrupt the rest so they are released back to queued."""
+        self._release_prefetched()  # claimed while the stop request came in
         if not self.running:
             return
         tasks = [r.asyncio_task for r in self.running.values() if r.asyncio_task is not None]
@@ -365,7 +416,9 @@ class Worker:
                 self._report_stuck_jobs()
                 for job_id in abort_ids:
                     running = self.running.get(job_id)
-                    if running is not None and running.stop_reason is None:
+                    if running is None:
+                        self._cancel_prefetched(job_id)
+                    elif running.stop_reason is None:
                         log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
                         running.interrupt(StopReason.ABORT)
                 if healthy_since is None:

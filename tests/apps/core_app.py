@@ -83,6 +83,13 @@ async def async_echo(value: object) -> object:
     return value
 
 
+@app.task(retry=False)
+async def yields_then_returns(turns: int) -> None:
+    """Finishes after `turns` event-loop turns: jobs with turns 1..N end one turn apart."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
 @app.task(retry=pgqueue.RetryPolicy(max_attempts=3, backoff="fixed", base_delay=0),
           pass_context=True)
 def always_fails(context: pgqueue.JobContext) -> None:

@@ -1,0 +1,70 @@
+"""A connection held by one hot worker loop (the claim loop, the completer) for the worker's
+lifetime: checking one out of the pool per statement costs more CPU than a small claim or
+acknowledgement itself.
+
+A failed statement closes the connection and the error reaches the caller as before (the claim
+loop backs off, the completer retries); the next statement opens a fresh connection, so a
+terminated backend or a restarted server costs one failed statement, like a broken pool
+connection does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import TypeVar
+
+from pgqueue.db import AsyncConnection, Call, aconnect, arun_on, atransaction
+from pgqueue.errors import DatabaseUnavailable
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a new connection, as the pool waits for one."""
+
+
+class DedicatedConnection:
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self._conn: AsyncConnection | None = None
+        self.connects = 0
+        """Connections opened so far (1 for a worker whose database never failed it)."""
+
+    async def run(self, call: Call[T]) -> T:
+        async with self._session() as conn:
+            return await arun_on(conn, call)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """The connection inside one transaction, for several calls that land together."""
+        async with self._session() as conn, atransaction(conn):
+            yield conn
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncConnection]:
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connect()
+        try:
+            yield conn
+        except BaseException:
+            # Broken, mid-transaction or cut off by a cancellation: never reuse it.
+            await self.close()
+            raise
+
+    async def _connect(self) -> AsyncConnection:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                self._conn = await aconnect(self.conninfo)
+        except TimeoutError as exc:
+            raise DatabaseUnavailable(
+                f"database unavailable: no connection within {CONNECT_TIMEOUT:g}s") from exc
+        self.connects += 1
+        return self._conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            with suppress(Exception):  # it is being discarded; a failing close changes nothing
+                await conn.close()
