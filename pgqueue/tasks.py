@@ -35,7 +35,7 @@ R = TypeVar("R")
 DEFAULT_QUEUE = "default"
 COPY_THRESHOLD = 500
 """defer_many switches from one INSERT … SELECT unnest(…) to COPY at this many jobs."""
-COPY_CHUNK = 2000
+COPY_CHUNK = 1000
 """Jobs per chunk of a COPY: the server ingests one chunk while the next is encoded."""
 
 

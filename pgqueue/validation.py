@@ -120,6 +120,8 @@ def _without_nul(text: str) -> str | None:
 
 
 def _utf8_size(text: str) -> int:
+    """Bytes as Postgres stores them. A lone surrogate has no UTF-8 form: refused here, typed,
+    rather than by the driver halfway through a bulk COPY."""
     try:
         return len(text.encode())
     except UnicodeEncodeError as exc:
