@@ -7,9 +7,12 @@ or on a caller's own connection (so enqueue can join the caller's transaction).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import starmap
+from typing import Any
 
+from pgqueue.copy_rows import NULL, copy_field, job_rows
 from pgqueue.db import Call, Copy, Row
 from pgqueue.types import ClaimedJob, Job, QueueStats
 
@@ -48,41 +51,48 @@ def insert_jobs_many(
 def reserve_job_ids(
     *, count: int, run_at: datetime | None, delay: float
 ) -> Call[tuple[list[int], datetime]]:
-    return Call("reserve_job_ids", {"count": count, "run_at": run_at, "delay": delay},
-                lambda rows: (list(rows[0]["ids"]), rows[0]["run_at"]))
+    def decode(rows: list[Row]) -> tuple[list[int], datetime]:
+        row = rows[0]
+        if row["ids"] is None:  # consecutive: sent as the first id alone
+            return list(range(row["first_id"], row["first_id"] + count)), row["run_at"]
+        return list(row["ids"]), row["run_at"]
+
+    return Call("reserve_job_ids", {"count": count, "run_at": run_at, "delay": delay}, decode)
 
 
 def copy_jobs(
-    *, ids: Sequence[int], run_at: datetime, task_name: str, queue: str,
-    args_json: Sequence[str], kwargs_json: Sequence[str], priority: int, max_attempts: int,
+    *, ids: Sequence[int], run_at: datetime | None, task_name: str, queue: str,
+    arguments: Iterable[Sequence[tuple[str, str]]], priority: int, max_attempts: int,
     timeout_seconds: float | None,
 ) -> Copy:
-    # COPY's text format, built in one go: far cheaper than a Python call per row. JSON holds
-    # no raw tab or newline (it escapes them) and names are printable, so only backslashes
-    # need doubling.
-    head = f"{_copy_field(task_name)}\t{_copy_field(queue)}"
-    timeout = "\\N" if timeout_seconds is None else repr(float(timeout_seconds))
-    tail = f"{priority}\t{run_at.isoformat()}\t{max_attempts}\t{timeout}"
-    return Copy("copy_jobs", "".join(
-        f"{job_id}\t{head}\t{_copy_field(args)}\t{_copy_field(kwargs)}\t{tail}\n"
-        for job_id, args, kwargs in zip(ids, args_json, kwargs_json, strict=True)
-    ))
+    """`arguments` yields chunks of (args JSON, kwargs JSON), one pair per id, in order; each
+    chunk streams to the server as soon as it is encoded. With `run_at` None the jobs are due
+    now: the column's default, which spares the server parsing a timestamp per row."""
+    head = f"{copy_field(task_name)}\t{copy_field(queue)}"
+    timeout = NULL if timeout_seconds is None else repr(float(timeout_seconds))
+    if run_at is None:
+        return Copy("copy_jobs_due_now", job_rows(
+            ids, arguments, head=head, tail=f"{priority}\t{max_attempts}\t{timeout}"))
+    return Copy("copy_jobs", job_rows(
+        ids, arguments, head=head,
+        tail=f"{priority}\t{run_at.isoformat()}\t{max_attempts}\t{timeout}"))
 
 
-def _copy_field(text: str) -> str:
-    return text.replace("\\", "\\\\")
+def _claimed_jobs(rows: list[tuple[Any, ...]]) -> list[ClaimedJob]:
+    # The claim queries return ClaimedJob's fields in its field order: the worker's hot path
+    # builds each job straight from its row.
+    return list(starmap(ClaimedJob, rows))
 
 
 def claim_jobs(
     *, worker_id: int, queues: Sequence[str] | None, limit: int
 ) -> Call[list[ClaimedJob]]:
-    def decode(rows: list[Row]) -> list[ClaimedJob]:
-        return [ClaimedJob.from_row(row) for row in rows]
-
     if queues is None:
-        return Call("claim_jobs_any_queue", {"worker_id": worker_id, "limit": limit}, decode)
+        return Call("claim_jobs_any_queue", {"worker_id": worker_id, "limit": limit},
+                    _claimed_jobs, tuples=True)
     return Call("claim_jobs_in_queues",
-                {"worker_id": worker_id, "limit": limit, "queues": list(queues)}, decode)
+                {"worker_id": worker_id, "limit": limit, "queues": list(queues)},
+                _claimed_jobs, tuples=True)
 
 
 def seconds_until_next_job(*, queues: Sequence[str] | None) -> Call[float | None]:
@@ -91,29 +101,37 @@ def seconds_until_next_job(*, queues: Sequence[str] | None) -> Call[float | None
                 lambda rows: rows[0]["greatest"] if rows else None)
 
 
+def _acknowledgement(query_name: str, **params: list[Any]) -> Call[list[int]]:
+    """Acknowledgements return only the ids that landed: plain tuples spare a dict per job."""
+    return Call(query_name, params, lambda rows: [row[0] for row in rows], tuples=True)
+
+
 def mark_succeeded(
     ids: Sequence[int], tokens: Sequence[uuid.UUID], results_json: Sequence[str | None]
 ) -> Call[list[int]]:
-    return Call("mark_succeeded",
-                {"ids": list(ids), "tokens": list(tokens), "results": list(results_json)}, _ids)
+    if all(result == "null" for result in results_json):
+        # Most tasks return None: no results array to build, send and unnest.
+        return _acknowledgement("mark_succeeded_returning_none", ids=list(ids),
+                                tokens=list(tokens))
+    return _acknowledgement("mark_succeeded", ids=list(ids), tokens=list(tokens),
+                            results=list(results_json))
 
 
 def delete_finished(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
-    return Call("delete_finished", {"ids": list(ids), "tokens": list(tokens)}, _ids)
+    return _acknowledgement("delete_finished", ids=list(ids), tokens=list(tokens))
 
 
 def mark_failed(
     ids: Sequence[int], tokens: Sequence[uuid.UUID], error_types: Sequence[str],
     error_messages: Sequence[str], tracebacks: Sequence[str | None],
 ) -> Call[list[int]]:
-    return Call("mark_failed", {
-        "ids": list(ids), "tokens": list(tokens), "error_types": list(error_types),
-        "error_messages": list(error_messages), "tracebacks": list(tracebacks),
-    }, _ids)
+    return _acknowledgement(
+        "mark_failed", ids=list(ids), tokens=list(tokens), error_types=list(error_types),
+        error_messages=list(error_messages), tracebacks=list(tracebacks))
 
 
 def mark_cancelled(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
-    return Call("mark_cancelled", {"ids": list(ids), "tokens": list(tokens)}, _ids)
+    return _acknowledgement("mark_cancelled", ids=list(ids), tokens=list(tokens))
 
 
 def retry_later(
@@ -121,15 +139,14 @@ def retry_later(
     refunds: Sequence[int], error_types: Sequence[str | None],
     error_messages: Sequence[str | None], tracebacks: Sequence[str | None],
 ) -> Call[list[int]]:
-    return Call("retry_later", {
-        "ids": list(ids), "tokens": list(tokens), "delays": list(delays),
-        "refunds": list(refunds), "error_types": list(error_types),
-        "error_messages": list(error_messages), "tracebacks": list(tracebacks),
-    }, _ids)
+    return _acknowledgement(
+        "retry_later", ids=list(ids), tokens=list(tokens), delays=list(delays),
+        refunds=list(refunds), error_types=list(error_types),
+        error_messages=list(error_messages), tracebacks=list(tracebacks))
 
 
 def release_jobs(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
-    return Call("release_jobs", {"ids": list(ids), "tokens": list(tokens)}, _ids)
+    return _acknowledgement("release_jobs", ids=list(ids), tokens=list(tokens))
 
 
 def rescue_stalled_jobs(*, heartbeat_timeout: float) -> Call[list[tuple[int, str]]]:
