@@ -5,15 +5,18 @@ None, and prefetched jobs."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import pytest
 
 import pgqueue
 from pgqueue import store
 from pgqueue.errors import DatabaseUnavailable
+from pgqueue.queries import query
 from pgqueue.types import ClaimedJob
 from pgqueue.worker.connection import DedicatedConnection
 from pgqueue.worker.options import WorkerOptions
@@ -162,3 +165,42 @@ def test_a_prefetched_job_cancelled_before_it_starts_never_runs(
     wait_until(lambda: app.get_job(running).state == "succeeded", timeout=10,
                message="running job finishes")
     assert scalar(dsn, "SELECT count(*) FROM ledger WHERE job_id = %s", (waiting,)) == 0
+
+
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """The query with $1, $2, ... for its named parameters, and their names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, sql), names
+
+
+@pytest.mark.parametrize("query_name", [
+    "mark_succeeded", "mark_succeeded_returning_none", "delete_finished", "mark_failed",
+    "mark_cancelled", "retry_later", "release_jobs"])
+def test_acknowledgements_probe_the_primary_key_whatever_the_statistics_say(
+    app: pgqueue.App, dsn: str, query_name: str
+) -> None:
+    # The worker's statements are prepared, so Postgres may settle on a generic plan. With
+    # statistics taken while no job ran, that plan once expected one running row and rescanned
+    # the whole batch for each of them (quadratic), driven by the running-jobs index.
+    core_app.noop.defer_many([(n,) for n in range(500)])
+    sql, names = _positional(query(query_name))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE pgqueue.jobs")
+        rows = conn.execute("UPDATE pgqueue.jobs SET state = 'running', claim_token = "
+                            "gen_random_uuid() RETURNING id::text, claim_token::text").fetchall()
+        columns = {"ids": [row[0] for row in rows], "tokens": [row[1] for row in rows],
+                   "results": ["1"] * len(rows), "delays": ["0"] * len(rows),
+                   "refunds": ["0"] * len(rows)}
+        arguments = [psycopg.sql.Literal("{" + ",".join(columns.get(name, ["NULL"] * len(rows)))
+                                         + "}") for name in names]
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE ack AS {sql}")
+        plan = "\n".join(row[0] for row in conn.execute(psycopg.sql.SQL(
+            "EXPLAIN EXECUTE ack({})").format(psycopg.sql.SQL(", ").join(arguments))))
+    assert "jobs_running_worker_idx" not in plan, plan
