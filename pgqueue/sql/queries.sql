@@ -82,6 +82,11 @@ WHERE j.id = claimable.id
 RETURNING j.id, j.task_name, j.queue, j.args, j.kwargs, j.priority, j.attempts, j.max_attempts,
           j.claim_token, j.enqueued_at, j.run_at;
 
+-- name: commit_without_flush
+-- The claim loop's session: a claim lost in a database crash only returns its job to queued
+-- (see pgqueue/worker/connection.py), so its commit need not wait for the WAL flush.
+SET synchronous_commit = off;
+
 -- name: seconds_until_next_job
 -- How long an idle worker may sleep before a scheduled job becomes due (NULL: none queued).
 SELECT greatest(0, extract(epoch FROM min(run_at) - now()))::float8

@@ -6,6 +6,11 @@ A failed statement closes the connection and the error reaches the caller as bef
 loop backs off, the completer retries); the next statement opens a fresh connection, so a
 terminated backend or a restarted server costs one failed statement, like a broken pool
 connection does.
+
+The claim loop's connection commits without waiting for the disk (`synchronous_commit = off`):
+a claim lost in a database crash only puts its job back to `queued`, to run again as after a
+worker crash, and every acknowledgement (a durable commit) flushes the claims before it. It
+takes a WAL flush off every claim round trip: +30% jobs/s at concurrency 10.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
+from pgqueue import store
 from pgqueue.db import AsyncConnection, Call, aconnect, arun_on, atransaction
 from pgqueue.errors import DatabaseUnavailable
 
@@ -25,8 +31,9 @@ CONNECT_TIMEOUT = 10.0
 
 
 class DedicatedConnection:
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, durable_commits: bool = True) -> None:
         self.conninfo = conninfo
+        self.durable_commits = durable_commits
         self._conn: AsyncConnection | None = None
         self.connects = 0
         """Connections opened so far (1 for a worker whose database never failed it)."""
@@ -56,7 +63,10 @@ class DedicatedConnection:
     async def _connect(self) -> AsyncConnection:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                self._conn = await aconnect(self.conninfo)
+                conn = await aconnect(self.conninfo)
+                if not self.durable_commits:
+                    await arun_on(conn, store.commit_without_flush())
+                self._conn = conn
         except TimeoutError as exc:
             raise DatabaseUnavailable(
                 f"database unavailable: no connection within {CONNECT_TIMEOUT:g}s") from exc

@@ -77,7 +77,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._stop = asyncio.Event()
         self._check_aborts = asyncio.Event()
-        self.claim_connection = DedicatedConnection(self.app.dsn)
+        self.claim_connection = DedicatedConnection(self.app.dsn, durable_commits=False)
         self.completer = Completer(DedicatedConnection(self.app.dsn), self.options.delete_jobs,
                                    self.observers)
         await self._register()

@@ -204,3 +204,35 @@ def test_acknowledgements_probe_the_primary_key_whatever_the_statistics_say(
         plan = "\n".join(row[0] for row in conn.execute(psycopg.sql.SQL(
             "EXPLAIN EXECUTE ack({})").format(psycopg.sql.SQL(", ").join(arguments))))
     assert "jobs_running_worker_idx" not in plan, plan
+
+
+class _Show:
+    """A Call-alike reading one setting of the session it runs on."""
+
+    query_name = "show"
+    params: dict[str, Any] = {}  # noqa: RUF012
+    sql = "SELECT current_setting('synchronous_commit')"
+    tuples = True
+
+    @staticmethod
+    def decode(rows: list[tuple[Any, ...]]) -> Any:
+        return rows[0][0]
+
+
+def test_claims_commit_without_waiting_for_the_flush_and_acknowledgements_wait(
+    app: pgqueue.App, dsn: str,
+) -> None:
+    async def setting(connection: DedicatedConnection) -> str:
+        try:
+            return await connection.run(_Show())  # type: ignore[arg-type]
+        finally:
+            await connection.close()
+
+    assert asyncio.run(setting(DedicatedConnection(dsn, durable_commits=False))) == "off"
+    assert asyncio.run(setting(DedicatedConnection(dsn))) == "on"
+    core_app.async_echo.defer_many([(n,) for n in range(10)])
+    worker = Worker(app, WorkerOptions(one_shot=True, concurrency=2))
+    worker.run()
+    assert _succeeded(dsn) == 10
+    assert worker.claim_connection.durable_commits is False
+    assert worker.completer.connection.durable_commits is True
