@@ -23,6 +23,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class SqlCall:
+    """A `pgqueue.db.Call`-alike for ad-hoc SQL returning one value (the database layer only
+    reads these attributes)."""
+
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+    query_name: str = "test"
+    tuples: bool = True
+
+    @staticmethod
+    def decode(rows: list[tuple[Any, ...]]) -> Any:
+        return rows[0][0]
+
+
 def wait_until(predicate: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.01,
                message: str = "condition") -> T:
     """Poll `predicate` until it returns something truthy; fail the test at the deadline."""

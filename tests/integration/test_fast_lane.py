@@ -6,32 +6,15 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
 import pytest
 
 from pgqueue import App
 from pgqueue.db import Database
-from tests.helpers import wait_until
+from tests.helpers import SqlCall, wait_until
 
-
-@dataclass(frozen=True)
-class RawCall:
-    """A Call-alike for arbitrary SQL (Database only reads these attributes)."""
-
-    sql: str
-    params: dict[str, Any] = field(default_factory=dict)
-    query_name: str = "test"
-    tuples: bool = True
-
-    @staticmethod
-    def decode(rows: list[tuple[Any, ...]]) -> Any:
-        return rows[0][0]
-
-
-BACKEND_PID = RawCall("SELECT pg_backend_pid()")
+BACKEND_PID = SqlCall("SELECT pg_backend_pid()")
 
 
 @pytest.fixture
@@ -71,7 +54,7 @@ def test_a_second_thread_does_not_wait_for_a_busy_lane(db: Database) -> None:
 
     def slow() -> None:
         started.set()
-        slow_pid.append(db.run(RawCall("SELECT pg_backend_pid() FROM pg_sleep(1.0)")))
+        slow_pid.append(db.run(SqlCall("SELECT pg_backend_pid() FROM pg_sleep(1.0)")))
 
     thread = threading.Thread(target=slow)
     thread.start()

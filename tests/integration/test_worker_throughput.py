@@ -22,7 +22,7 @@ from pgqueue.worker.connection import DedicatedConnection
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.runner import Worker
 from tests.apps import core_app
-from tests.helpers import ThreadedWorker, scalar, wait_until
+from tests.helpers import SqlCall, ThreadedWorker, scalar, wait_until
 
 StartWorker = Callable[..., ThreadedWorker]
 
@@ -206,25 +206,13 @@ def test_acknowledgements_probe_the_primary_key_whatever_the_statistics_say(
     assert "jobs_running_worker_idx" not in plan, plan
 
 
-class _Show:
-    """A Call-alike reading one setting of the session it runs on."""
-
-    query_name = "show"
-    params: dict[str, Any] = {}  # noqa: RUF012
-    sql = "SELECT current_setting('synchronous_commit')"
-    tuples = True
-
-    @staticmethod
-    def decode(rows: list[tuple[Any, ...]]) -> Any:
-        return rows[0][0]
-
-
 def test_claims_commit_without_waiting_for_the_flush_and_acknowledgements_wait(
     app: pgqueue.App, dsn: str,
 ) -> None:
     async def setting(connection: DedicatedConnection) -> str:
         try:
-            return await connection.run(_Show())  # type: ignore[arg-type]
+            return await connection.run(SqlCall(  # type: ignore[arg-type]
+                "SELECT current_setting('synchronous_commit')"))
         finally:
             await connection.close()
 
