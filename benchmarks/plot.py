@@ -13,9 +13,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-ORDER = ("pgqueue", "raw", "procrastinate", "django-tasks-db", "background-tasks", "celery")
-COLORS = {"pgqueue": "#2b6cb0", "raw": "#a0aec0", "procrastinate": "#dd6b20",
-          "django-tasks-db": "#38a169", "background-tasks": "#805ad5", "celery": "#c53030"}
+ORDER = ("pgqueue", "pgqueue-prefetch", "raw", "procrastinate", "django-tasks-db",
+         "background-tasks", "celery")
+COLORS = {"pgqueue": "#2b6cb0", "pgqueue-prefetch": "#63b3ed", "raw": "#a0aec0",
+          "procrastinate": "#dd6b20", "django-tasks-db": "#38a169",
+          "background-tasks": "#805ad5", "celery": "#c53030"}
 
 
 def value(node, *path):

@@ -9,7 +9,7 @@ from typing import Any
 from benchmarks import envs
 
 PEERS = ("procrastinate", "django-tasks-db", "background-tasks", "celery")
-ORDER = ("pgqueue", "raw", *PEERS)
+ORDER = ("pgqueue", "pgqueue-prefetch", "raw", *PEERS)
 
 
 def _get(results: dict[str, Any], *path: str) -> float | None:

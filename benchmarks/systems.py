@@ -214,19 +214,32 @@ def _venv_bin(python: Path, script: str) -> str:
     return str(python.parent / script)
 
 
+def _pgqueue_system(name: str, label: str, per_concurrency: list[str], config: str) -> System:
+    """pgqueue's worker; `per_concurrency` flags get the concurrency as their value."""
+    return System(
+        name=name, label=label, venv=None, peer="benchmarks.peers.pgqueue_peer",
+        worker_argv=lambda py, c: [
+            *([_venv_bin(py, "pgqueue")] if not ENGINE_DIR else _python_m(py, "pgqueue")),
+            "--app", "benchmarks.peers.pgqueue_app:app",
+            "--log-level", "WARNING", "worker", "--concurrency", str(c),
+            *(part for flag in per_concurrency for part in (flag, str(c)))],
+        config=config,
+        clone=_pgqueue_clone,
+        reset_sql=["TRUNCATE pgqueue.jobs, pgqueue.workers"],
+    )
+
+
 def all_systems() -> list[System]:
     return [
-        System(
-            name="pgqueue", label="pgqueue", venv=None, peer="benchmarks.peers.pgqueue_peer",
-            worker_argv=lambda py, c: [
-                *([_venv_bin(py, "pgqueue")] if not ENGINE_DIR else _python_m(py, "pgqueue")),
-                "--app", "benchmarks.peers.pgqueue_app:app",
-                "--log-level", "WARNING", "worker", "--concurrency", str(c)],
-            config="`pgqueue worker --concurrency N` on an `async def` no-op task, defaults "
-                   "otherwise (LISTEN/NOTIFY, jobs kept), `--log-level WARNING`.",
-            clone=_pgqueue_clone,
-            reset_sql=["TRUNCATE pgqueue.jobs, pgqueue.workers"],
-        ),
+        _pgqueue_system(
+            "pgqueue", "pgqueue", [],
+            "`pgqueue worker --concurrency N` on an `async def` no-op task, defaults otherwise "
+            "(LISTEN/NOTIFY, jobs kept, no prefetch), `--log-level WARNING`."),
+        _pgqueue_system(
+            "pgqueue-prefetch", "pgqueue --prefetch N", ["--prefetch"],
+            "As pgqueue, plus the opt-in `--prefetch N` (N = the concurrency): up to N more "
+            "jobs claimed ahead and held by the worker, so the next claim overlaps running "
+            "jobs (docs/worker.md). Not a default: held jobs cannot go to another worker."),
         System(
             name="raw", label="raw psycopg", venv=None, peer="benchmarks.peers.raw",
             worker_argv=lambda py, b: [str(py), "-m", "benchmarks.peers.raw", "worker", str(b)],
