@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 from pgqueue import store
 from pgqueue.context import JobContext
-from pgqueue.db import ABORT_CHANNEL, JOBS_CHANNEL, Listener
 from pgqueue.errors import DatabaseUnavailable, JobAborted
 from pgqueue.logs import log_event
 from pgqueue.maintenance.retention import retention_service
 from pgqueue.retry import RetryPolicy
 from pgqueue.types import ClaimedJob
-from pgqueue.worker.backoff import Backoff, raise_if_cancelling
+from pgqueue.worker.backoff import Backoff
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.connection import DedicatedConnection
 from pgqueue.worker.executor import RunningJob, StopReason, classify_failure, execute
-from pgqueue.worker.notifications import concerns_queues
+from pgqueue.worker.heartbeat import heartbeat_service
+from pgqueue.worker.notifications import listen_service
 from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
@@ -73,20 +73,20 @@ class Worker:
         return asyncio.run(self.arun())
 
     async def arun(self) -> int:
-        self._wake = asyncio.Event()
+        self.wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stop = asyncio.Event()
-        self._check_aborts = asyncio.Event()
+        self.check_aborts = asyncio.Event()
         self.claim_connection = DedicatedConnection(self.app.dsn, durable_commits=False)
         self.completer = Completer(DedicatedConnection(self.app.dsn), self.options.delete_jobs,
                                    self.observers)
-        await self._register()
+        await self.register()
         loop = self.loop = asyncio.get_running_loop()
         handled = self._install_signal_handlers(loop)
         services = [asyncio.create_task(self.completer.run(), name="completer"),
-                    asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
+                    asyncio.create_task(heartbeat_service(self), name="heartbeat")]
         if self.options.listen:
-            services.append(asyncio.create_task(self._listen_loop(), name="listener"))
+            services.append(asyncio.create_task(listen_service(self), name="listener"))
         services.append(asyncio.create_task(retention_service(self), name="retention"))
         services.extend(asyncio.create_task(service(self), name=getattr(service, "__name__", ""))
                         for service in self.app.worker_services)
@@ -139,7 +139,7 @@ class Worker:
         self._stopping = True
         self._release_prefetched()
         self._stop.set()
-        self._wake.set()
+        self.wake.set()
         self._slot_freed.set()
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
@@ -152,7 +152,7 @@ class Worker:
                 pass  # not the main thread: the embedding program handles signals
         return handled
 
-    async def _register(self) -> None:
+    async def register(self) -> None:
         self.worker_id = await self.app.db.arun(store.register_worker(
             name=self.name, hostname=socket.gethostname(), pid=os.getpid(),
             queues=self.options.queues, concurrency=self.options.concurrency))
@@ -173,19 +173,19 @@ class Worker:
             free = await self._free_slots()
             if self._stopping:
                 return
-            self._wake.clear()
+            self.wake.clear()
             writes_before_claim = self.completer.writes
             claim_started = time.monotonic()
             try:
                 jobs = await self.claim_connection.run(store.claim_jobs(
-                    worker_id=self._require_worker_id(), queues=self.options.queues,
+                    worker_id=self.require_worker_id(), queues=self.options.queues,
                     limit=free))
             except DatabaseUnavailable as exc:
                 delay = backoff.next_delay()
                 if backoff.should_log():
                     log_event(logger, logging.WARNING, "worker.claim_failed",
                               retry_in_s=delay, error=str(exc)[:200])
-                await self._wait_for(self._stop, delay)
+                await self.wait_for(self._stop, delay)
                 continue
             backoff.reset()
             if self.observers:
@@ -204,10 +204,10 @@ class Worker:
                     await self.completer.wait_idle()
                     continue
                 self._slot_freed.clear()
-                await self._wait_for(self._slot_freed, self.options.poll_interval)
+                await self.wait_for(self._slot_freed, self.options.poll_interval)
                 continue
             if not jobs:
-                await self._wait_for(self._wake, await self._idle_timeout())
+                await self.wait_for(self.wake, await self._idle_timeout())
 
     async def _free_slots(self) -> int:
         """Slots to claim for, once one is free. Jobs finishing in the next loop turns free
@@ -240,7 +240,7 @@ class Worker:
             timeout = min(timeout, due_in)
         return timeout
 
-    async def _wait_for(
+    async def wait_for(
         self, event: asyncio.Event, timeout: float | None, *, or_stop: bool = True
     ) -> None:
         waiters = {asyncio.ensure_future(event.wait())}
@@ -252,7 +252,7 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
 
-    def _require_worker_id(self) -> int:
+    def require_worker_id(self) -> int:
         assert self.worker_id is not None
         return self.worker_id
 
@@ -302,7 +302,7 @@ class Worker:
         while self.prefetched:
             self.completer.submit(Outcome(self.prefetched.popleft(), OutcomeKind.RELEASED))
 
-    def _cancel_prefetched(self, job_id: int) -> None:
+    def cancel_prefetched(self, job_id: int) -> None:
         """A job cancelled before it started ends cancelled without running."""
         for job in self.prefetched:
             if job.id == job_id:
@@ -342,103 +342,6 @@ class Worker:
             for running in list(self.running.values()):
                 running.interrupt(StopReason.SHUTDOWN)
             await asyncio.wait(pending)
-
-    # -- background services -------------------------------------------------------------
-
-    async def _listen_loop(self) -> None:
-        listener = Listener(self.app.dsn, (JOBS_CHANNEL, ABORT_CHANNEL))
-        backoff = Backoff()
-        try:
-            while True:
-                try:
-                    if not listener.connected:
-                        await listener.connect()
-                        if backoff.failures:
-                            log_event(logger, logging.INFO, "listener.reconnected")
-                        backoff.reset()
-                        self._wake.set()  # catch up on what was enqueued while deaf
-                        self.ready.set()
-                    notifications = await listener.wait(self.options.listener_ping_interval)
-                    if not notifications:
-                        await listener.ping(timeout=5.0)
-                    for channel, payload in notifications:
-                        self._on_notification(channel, payload)
-                except DatabaseUnavailable as exc:
-                    raise_if_cancelling()
-                    await listener.close()
-                    delay = backoff.next_delay()
-                    if backoff.should_log():
-                        log_event(logger, logging.WARNING, "listener.lost",
-                                  retry_in_s=delay, error=str(exc)[:200])
-                    await asyncio.sleep(delay)
-        finally:
-            await listener.close()
-
-    def _on_notification(self, channel: str, payload: str) -> None:
-        if channel == JOBS_CHANNEL:
-            if concerns_queues(payload, self.options.queues):
-                self._wake.set()
-        elif channel == ABORT_CHANNEL and payload == str(self.worker_id):
-            self._check_aborts.set()
-
-    def _report_stuck_jobs(self) -> None:
-        now = time.monotonic()
-        for running in self.running.values():
-            if (running.interrupted_at is not None and not running.reported_stuck
-                    and now - running.interrupted_at > self.options.stuck_after):
-                running.reported_stuck = True
-                log_event(logger, logging.WARNING, "job.stuck", job_id=running.job.id,
-                          task=running.job.task_name, reason=running.stop_reason,
-                          ignored_for_s=now - running.interrupted_at,
-                          note="the task ignores should_abort(); its slot stays taken")
-
-    async def _rescue_stalled_jobs(self) -> None:
-        rescued = await self.app.db.arun(store.rescue_stalled_jobs(
-            heartbeat_timeout=self.options.heartbeat_timeout))
-        for job_id, state in rescued:
-            log_event(logger, logging.WARNING, "job.rescued", job_id=job_id, state=state,
-                      reason="worker lost")
-        await self.app.db.arun(store.delete_dead_workers(
-            heartbeat_timeout=self.options.heartbeat_timeout))
-
-    async def _heartbeat_loop(self) -> None:
-        backoff = Backoff()
-        healthy_since: float | None = None
-        while True:
-            try:
-                alive, abort_ids = await self.app.db.arun(
-                    store.heartbeat(worker_id=self._require_worker_id()))
-                if not alive:
-                    log_event(logger, logging.ERROR, "worker.declared_dead",
-                              worker_id=self.worker_id,
-                              note="heartbeat arrived too late; jobs were rescued; re-registering")
-                    await self._register()
-                self._report_stuck_jobs()
-                for job_id in abort_ids:
-                    running = self.running.get(job_id)
-                    if running is None:
-                        self._cancel_prefetched(job_id)
-                    elif running.stop_reason is None:
-                        log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
-                        running.interrupt(StopReason.ABORT)
-                if healthy_since is None:
-                    healthy_since = time.monotonic()
-                # Rescue only after one full heartbeat timeout of our own good health: after
-                # an outage every heartbeat is stale, and live workers need that long to
-                # report in before their jobs may be taken from them.
-                if time.monotonic() - healthy_since >= self.options.heartbeat_timeout:
-                    await self._rescue_stalled_jobs()
-                backoff.reset()
-                delay = self.options.heartbeat_interval
-            except DatabaseUnavailable as exc:
-                raise_if_cancelling()
-                healthy_since = None
-                delay = backoff.next_delay()
-                if backoff.should_log():
-                    log_event(logger, logging.WARNING, "heartbeat.failed", retry_in_s=delay,
-                              error=str(exc)[:200])
-            self._check_aborts.clear()
-            await self._wait_for(self._check_aborts, delay, or_stop=False)
 
 
 async def _quietly(future: asyncio.Future[Any]) -> None:
