@@ -28,7 +28,7 @@ from pgqueue.logs import log_event
 from pgqueue.maintenance.retention import retention_service
 from pgqueue.retry import RetryPolicy
 from pgqueue.types import ClaimedJob
-from pgqueue.worker.backoff import Backoff
+from pgqueue.worker.claiming import claim_loop
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.connection import DedicatedConnection
 from pgqueue.worker.executor import RunningJob, StopReason, classify_failure, execute
@@ -60,7 +60,7 @@ class Worker:
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix="pgqueue-task"
         )
-        self._stopping = False
+        self.stopping = False
         self._forced = False
         self.ready = threading.Event()
         """Set once the worker is registered and (with listen) LISTENing: jobs enqueued from
@@ -74,8 +74,8 @@ class Worker:
 
     async def arun(self) -> int:
         self.wake = asyncio.Event()
-        self._slot_freed = asyncio.Event()
-        self._stop = asyncio.Event()
+        self.slot_freed = asyncio.Event()
+        self.stop_requested = asyncio.Event()
         self.check_aborts = asyncio.Event()
         self.claim_connection = DedicatedConnection(self.app.dsn, durable_commits=False)
         self.completer = Completer(DedicatedConnection(self.app.dsn), self.options.delete_jobs,
@@ -103,7 +103,7 @@ class Worker:
                   worker_id=self.worker_id, queues=",".join(self.options.queues or ["*"]),
                   concurrency=self.options.concurrency, pid=os.getpid())
         try:
-            await self._claim_loop()
+            await claim_loop(self)
             await self._drain()
         finally:
             for sig in handled:
@@ -127,7 +127,7 @@ class Worker:
 
     def request_stop(self) -> None:
         """First call: stop claiming and drain. Second call: release running jobs now."""
-        if self._stopping:
+        if self.stopping:
             self._forced = True
             log_event(logger, logging.WARNING, "worker.stop_forced", worker=self.name,
                       releasing=len(self.running))
@@ -136,11 +136,11 @@ class Worker:
         else:
             log_event(logger, logging.INFO, "worker.stopping", worker=self.name,
                       running=len(self.running), timeout_s=self.options.shutdown_timeout)
-        self._stopping = True
+        self.stopping = True
         self._release_prefetched()
-        self._stop.set()
+        self.stop_requested.set()
         self.wake.set()
-        self._slot_freed.set()
+        self.slot_freed.set()
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         handled = []
@@ -165,87 +165,12 @@ class Worker:
         except DatabaseUnavailable as exc:
             log_event(logger, logging.WARNING, "worker.unregister_failed", error=str(exc)[:200])
 
-    # -- claiming ------------------------------------------------------------------------
-
-    async def _claim_loop(self) -> None:
-        backoff = Backoff()
-        while not self._stopping:
-            free = await self._free_slots()
-            if self._stopping:
-                return
-            self.wake.clear()
-            writes_before_claim = self.completer.writes
-            claim_started = time.monotonic()
-            try:
-                jobs = await self.claim_connection.run(store.claim_jobs(
-                    worker_id=self.require_worker_id(), queues=self.options.queues,
-                    limit=free))
-            except DatabaseUnavailable as exc:
-                delay = backoff.next_delay()
-                if backoff.should_log():
-                    log_event(logger, logging.WARNING, "worker.claim_failed",
-                              retry_in_s=delay, error=str(exc)[:200])
-                await self.wait_for(self._stop, delay)
-                continue
-            backoff.reset()
-            if self.observers:
-                notify_observers(self.observers, "jobs_claimed", jobs,
-                                 time.monotonic() - claim_started)
-            for job in jobs:
-                self._start(job)
-            if len(jobs) == free:
-                continue
-            if self.options.one_shot:
-                if not jobs and not self.running and not self.prefetched:
-                    # Done only if no outcome was written during the claim: a retry being
-                    # written was row-locked (skipped) yet may be due now.
-                    if self.completer.idle and self.completer.writes == writes_before_claim:
-                        return
-                    await self.completer.wait_idle()
-                    continue
-                self._slot_freed.clear()
-                await self.wait_for(self._slot_freed, self.options.poll_interval)
-                continue
-            if not jobs:
-                await self.wait_for(self.wake, await self._idle_timeout())
-
-    async def _free_slots(self) -> int:
-        """Slots to claim for, once one is free. Jobs finishing in the next loop turns free
-        theirs first (until half the slots are free or a turn frees none): a busy worker claims
-        batches, not a job at a time, and an idle one claims at once."""
-        capacity = self.options.concurrency + self.options.prefetch
-        free = capacity - len(self.running) - len(self.prefetched)
-        while free <= 0:
-            self._slot_freed.clear()
-            await self._slot_freed.wait()  # request_stop() sets it too
-            if self._stopping:
-                return 0
-            free = capacity - len(self.running) - len(self.prefetched)
-        while free * 2 < capacity:
-            await asyncio.sleep(0)
-            freed_meanwhile = capacity - len(self.running) - len(self.prefetched) - free
-            if not freed_meanwhile:
-                break
-            free += freed_meanwhile
-        return free
-
-    async def _idle_timeout(self) -> float:
-        timeout = self.options.poll_interval
-        try:
-            due_in = await self.claim_connection.run(store.seconds_until_next_job(
-                queues=self.options.queues))
-        except DatabaseUnavailable:
-            return timeout
-        if due_in is not None:
-            timeout = min(timeout, due_in)
-        return timeout
-
     async def wait_for(
         self, event: asyncio.Event, timeout: float | None, *, or_stop: bool = True
     ) -> None:
         waiters = {asyncio.ensure_future(event.wait())}
         if or_stop:
-            waiters.add(asyncio.ensure_future(self._stop.wait()))
+            waiters.add(asyncio.ensure_future(self.stop_requested.wait()))
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -258,7 +183,7 @@ class Worker:
 
     # -- running -------------------------------------------------------------------------
 
-    def _start(self, job: ClaimedJob) -> None:
+    def start_job(self, job: ClaimedJob) -> None:
         if len(self.running) >= self.options.concurrency:
             self.prefetched.append(job)
             return
@@ -289,12 +214,12 @@ class Worker:
             self.completer.submit(outcome)
         self._log_outcome(outcome, duration)
         thread = running.thread_future
-        if thread is not None and not thread.done() and not self._stopping:
+        if thread is not None and not thread.done() and not self.stopping:
             await _quietly(thread)
         self.running.pop(job.id, None)
-        if self.prefetched and not self._stopping:
-            self._start(self.prefetched.popleft())
-        self._slot_freed.set()
+        if self.prefetched and not self.stopping:
+            self.start_job(self.prefetched.popleft())
+        self.slot_freed.set()
         return outcome
 
     def _release_prefetched(self) -> None:
@@ -310,7 +235,7 @@ class Worker:
                 log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
                 self.completer.submit(Outcome(job, OutcomeKind.CANCELLED,
                                               error=describe(JobAborted())))
-                self._slot_freed.set()
+                self.slot_freed.set()
                 return
 
     def _log_outcome(self, outcome: Outcome, duration: float) -> None:

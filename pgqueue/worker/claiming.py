@@ -1,0 +1,96 @@
+"""The claim loop: batch claims sized to the worker's free slots (plus its prefetch)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from pgqueue import store
+from pgqueue.errors import DatabaseUnavailable
+from pgqueue.logs import log_event
+from pgqueue.worker.backoff import Backoff
+from pgqueue.worker.observers import notify_observers
+
+if TYPE_CHECKING:
+    from pgqueue.worker.runner import Worker
+
+logger = logging.getLogger("pgqueue.worker")
+
+
+async def claim_loop(worker: Worker) -> None:
+    """Claim up to the free slots, start the jobs, repeat; sleep until NOTIFY, the poll or the
+    next scheduled job when nothing is due. Returns once the worker stops (or, one-shot, once
+    nothing is left)."""
+    backoff = Backoff()
+    while not worker.stopping:
+        free = await _free_slots(worker)
+        if worker.stopping:
+            return
+        worker.wake.clear()
+        writes_before_claim = worker.completer.writes
+        claim_started = time.monotonic()
+        try:
+            jobs = await worker.claim_connection.run(store.claim_jobs(
+                worker_id=worker.require_worker_id(), queues=worker.options.queues,
+                limit=free))
+        except DatabaseUnavailable as exc:
+            delay = backoff.next_delay()
+            if backoff.should_log():
+                log_event(logger, logging.WARNING, "worker.claim_failed",
+                          retry_in_s=delay, error=str(exc)[:200])
+            await worker.wait_for(worker.stop_requested, delay)
+            continue
+        backoff.reset()
+        if worker.observers:
+            notify_observers(worker.observers, "jobs_claimed", jobs,
+                             time.monotonic() - claim_started)
+        for job in jobs:
+            worker.start_job(job)
+        if len(jobs) == free:
+            continue
+        if worker.options.one_shot:
+            if not jobs and not worker.running and not worker.prefetched:
+                # Done only if no outcome was written during the claim: a retry being
+                # written was row-locked (skipped) yet may be due now.
+                if worker.completer.idle and worker.completer.writes == writes_before_claim:
+                    return
+                await worker.completer.wait_idle()
+                continue
+            worker.slot_freed.clear()
+            await worker.wait_for(worker.slot_freed, worker.options.poll_interval)
+            continue
+        if not jobs:
+            await worker.wait_for(worker.wake, await _idle_timeout(worker))
+
+async def _free_slots(worker: Worker) -> int:
+    """Slots to claim for, once one is free. Jobs finishing in the next loop turns free
+    theirs first (until half the slots are free or a turn frees none): a busy worker claims
+    batches, not a job at a time, and an idle one claims at once."""
+    capacity = worker.options.concurrency + worker.options.prefetch
+    free = capacity - len(worker.running) - len(worker.prefetched)
+    while free <= 0:
+        worker.slot_freed.clear()
+        await worker.slot_freed.wait()  # request_stop() sets it too
+        if worker.stopping:
+            return 0
+        free = capacity - len(worker.running) - len(worker.prefetched)
+    while free * 2 < capacity:
+        await asyncio.sleep(0)
+        freed_meanwhile = capacity - len(worker.running) - len(worker.prefetched) - free
+        if not freed_meanwhile:
+            break
+        free += freed_meanwhile
+    return free
+
+async def _idle_timeout(worker: Worker) -> float:
+    timeout = worker.options.poll_interval
+    try:
+        due_in = await worker.claim_connection.run(store.seconds_until_next_job(
+            queues=worker.options.queues))
+    except DatabaseUnavailable:
+        return timeout
+    if due_in is not None:
+        timeout = min(timeout, due_in)
+    return timeout
