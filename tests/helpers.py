@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,16 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 10.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+@contextmanager
+def app_on(app: pgqueue.App, dsn: str) -> Iterator[pgqueue.App]:
+    """A module-level test app pointed at this test's database, its connections closed after."""
+    app.dsn = dsn
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 def scalar(dsn: str, sql: str, params: Sequence[Any] = ()) -> Any:

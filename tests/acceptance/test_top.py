@@ -20,7 +20,7 @@ import pytest
 
 from pgqueue.app import App
 from tests.apps import observe_app
-from tests.helpers import REPO_ROOT, cli_command, cli_env, run_cli, spawn_cli, wait_until
+from tests.helpers import REPO_ROOT, app_on, cli_command, cli_env, run_cli, spawn_cli, wait_until
 
 ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
 FRAME_START = b"\x1b[H"
@@ -109,10 +109,8 @@ def row_of(frame: str, first_cell: str) -> list[str]:
 
 @pytest.fixture
 def app(dsn: str) -> Iterator[App]:
-    observe_app.app._dsn = dsn
-    yield observe_app.app
-    observe_app.app.close()
-    observe_app.app._db = None
+    with app_on(observe_app.app, dsn) as app:
+        yield app
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.helpers import wait_until
+
+__all__ = ["HERE", "DjangoDatabase", "manage", "wait_until"]
 
 HERE = Path(__file__).resolve().parent
 ENV_VAR = "PGQUEUE_TEST_DJANGO_DATABASE"
@@ -35,16 +35,3 @@ def manage(database: DjangoDatabase, *args: str, timeout: float = 60,
     return subprocess.run(
         [sys.executable, str(HERE / "manage.py"), *args], capture_output=True, text=True,
         timeout=timeout, env={**database.env(), **(env or {})}, cwd=HERE)
-
-
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0,
-               interval: float = 0.05, message: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)

@@ -80,7 +80,7 @@ def test_the_row_insert_wakes_process_tasks(user, django_db) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: Job.objects.filter(state="queued").count() == 0
-                   and _workers_listening(), message="process_tasks to start")
+                   and _workers_listening(), timeout=20, message="process_tasks to start")
         Task.objects.create(task_name='send_newsletter')
         wait_until(lambda: Run.objects.filter(name="send_newsletter").exists(), timeout=15,
                    message="the worker to run the task")

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pgqueue.app import App
 from pgqueue.observe.metrics import metrics_service
 from tests.apps import observe_app
-from tests.helpers import spawn_cli, start_worker_thread, wait_until
+from tests.helpers import app_on, spawn_cli, start_worker_thread, wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -62,10 +62,8 @@ def scrape_until(port: int, check: Any, message: str, timeout: float = 20.0) -> 
 
 @pytest.fixture
 def app(dsn: str) -> Iterator[App]:
-    observe_app.app._dsn = dsn
-    yield observe_app.app
-    observe_app.app.close()
-    observe_app.app._db = None
+    with app_on(observe_app.app, dsn) as app:
+        yield app
     if metrics_service in observe_app.app.worker_services:
         observe_app.app.worker_services.remove(metrics_service)
 

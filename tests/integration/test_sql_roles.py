@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 
 from pgqueue.app import App
 from tests.apps import observe_app
-from tests.helpers import REPO_ROOT, run_cli
+from tests.helpers import REPO_ROOT, app_on, run_cli
 
 ROLES_SQL = REPO_ROOT / "migrations_sql" / "roles.sql"
 ROLE_NAMES = ("pgqueue_producer", "pgqueue_worker", "pgqueue_observer")
@@ -121,14 +121,9 @@ def test_worker_runs_jobs_but_cannot_steer_the_queue(roles: Roles,
     assert states == {ok[0]: "succeeded", bad[0]: "failed"}
     assert owner.execute("SELECT count(*) FROM pgqueue.workers").fetchone() == (0,)
 
-    worker_app = observe_app.app
-    worker_app._dsn = roles.dsn_as(roles.worker)
-    try:
+    with app_on(observe_app.app, roles.dsn_as(roles.worker)) as worker_app:
         follow_up = observe_app.quick.defer(5)  # tasks may enqueue follow-up jobs
         assert worker_app.run_worker(one_shot=True, delete_jobs="always") == 0
-    finally:
-        worker_app.close()
-        worker_app._db = None
     assert owner.execute("SELECT count(*) FROM pgqueue.jobs WHERE id = %s",
                          (follow_up,)).fetchone() == (0,)
 

@@ -16,7 +16,7 @@ from pgqueue import store
 from pgqueue.app import App
 from pgqueue.queries import QUERIES
 from tests.apps import observe_app
-from tests.helpers import wait_until
+from tests.helpers import app_on, wait_until
 
 Conn = psycopg.Connection[Any]
 
@@ -32,10 +32,8 @@ def db(dsn: str) -> Iterator[Conn]:
 
 @pytest.fixture
 def app(dsn: str) -> Iterator[App]:
-    observe_app.app._dsn = dsn
-    yield observe_app.app
-    observe_app.app.close()
-    observe_app.app._db = None
+    with app_on(observe_app.app, dsn) as app:
+        yield app
 
 
 def add_job(
