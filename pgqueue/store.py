@@ -95,10 +95,6 @@ def claim_jobs(
                 _claimed_jobs, tuples=True)
 
 
-def commit_without_flush() -> Call[None]:
-    return Call("commit_without_flush", {}, lambda rows: None)
-
-
 def seconds_until_next_job(*, queues: Sequence[str] | None) -> Call[float | None]:
     return Call("seconds_until_next_job",
                 {"queues": list(queues) if queues is not None else None},

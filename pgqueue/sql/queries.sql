@@ -48,6 +48,9 @@ COPY pgqueue.jobs (id, task_name, queue, args, kwargs, priority, max_attempts,
 -- the scan stops after the batch, and SKIP LOCKED lets concurrent workers pass each other.
 -- Paused queues are skipped through an opaque function (see migration 0004): written as
 -- NOT EXISTS, the planner turns it into an anti-join that sorts every queued row.
+-- The claim commits without waiting for the WAL flush (a claim lost in a crash only returns its
+-- job to queued): set_config(..., true) scopes that to this statement's own transaction, so it
+-- never leaks to the session (nor, behind a transaction-mode pooler, to another client's).
 WITH claimable AS (
     SELECT id FROM pgqueue.jobs
     WHERE state = 'queued' AND run_at <= now()
@@ -59,7 +62,7 @@ WITH claimable AS (
 UPDATE pgqueue.jobs AS j
 SET state = 'running', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     claim_token = gen_random_uuid(), started_at = now(), abort_requested = false
-FROM claimable
+FROM claimable, (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
 WHERE j.id = claimable.id
 RETURNING j.id, j.task_name, j.queue, j.args, j.kwargs, j.priority, j.attempts, j.max_attempts,
           j.claim_token, j.enqueued_at, j.run_at;
@@ -77,15 +80,10 @@ WITH claimable AS (
 UPDATE pgqueue.jobs AS j
 SET state = 'running', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     claim_token = gen_random_uuid(), started_at = now(), abort_requested = false
-FROM claimable
+FROM claimable, (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
 WHERE j.id = claimable.id
 RETURNING j.id, j.task_name, j.queue, j.args, j.kwargs, j.priority, j.attempts, j.max_attempts,
           j.claim_token, j.enqueued_at, j.run_at;
-
--- name: commit_without_flush
--- The claim loop's session: a claim lost in a database crash only returns its job to queued
--- (see pgqueue/worker/connection.py), so its commit need not wait for the WAL flush.
-SET synchronous_commit = off;
 
 -- name: seconds_until_next_job
 -- How long an idle worker may sleep before a scheduled job becomes due (NULL: none queued).
@@ -96,12 +94,15 @@ WHERE state = 'queued' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s
 
 -- name: mark_succeeded
 -- Batch acknowledgement: one statement for many jobs; the claim token fences out lost claims.
+-- Every acknowledgement commits durably whatever the server's default (set_config local to the
+-- statement's transaction: the outcome is the one write a crash must not lose).
 -- Every acknowledgement compares state::text, not state: the running-jobs partial index then
 -- cannot be picked, whose estimate (often 1 row) led the generic plan to rescan the unnest for
 -- each running row (quadratic: 8.6 s for 7,000 jobs); this way each id is one primary key probe.
 UPDATE pgqueue.jobs AS j
 SET state = 'succeeded', finished_at = now(), result = o.result, worker_id = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(results)s::jsonb[]) AS o(id, token, result)
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(results)s::jsonb[]) AS o(id, token, result),
+     (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
 RETURNING j.id;
 
@@ -109,14 +110,16 @@ RETURNING j.id;
 -- As mark_succeeded for a batch whose tasks all returned None (stored as JSON null, as there).
 UPDATE pgqueue.jobs AS j
 SET state = 'succeeded', finished_at = now(), result = 'null'::jsonb, worker_id = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token)
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
+     (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
 RETURNING j.id;
 
 -- name: delete_finished
 -- --delete-jobs: drop the row instead of recording the outcome (still fenced by the token).
 DELETE FROM pgqueue.jobs AS j
-USING unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token)
+USING unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
+     (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
 RETURNING j.id;
 
@@ -127,7 +130,8 @@ SET state = 'failed', finished_at = now(), worker_id = NULL,
     error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(error_types)s::text[],
             %(error_messages)s::text[], %(tracebacks)s::text[])
-     AS o(id, token, error_type, error_message, traceback)
+     AS o(id, token, error_type, error_message, traceback),
+     (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
 RETURNING j.id;
 
@@ -135,7 +139,8 @@ RETURNING j.id;
 -- A running job whose abort was requested ends cancelled.
 UPDATE pgqueue.jobs AS j
 SET state = 'cancelled', finished_at = now(), worker_id = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token)
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
+     (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
 RETURNING j.id;
 
@@ -147,7 +152,8 @@ SET state = 'queued', worker_id = NULL, claim_token = NULL,
     error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(delays)s::float8[], %(refunds)s::int[],
             %(error_types)s::text[], %(error_messages)s::text[], %(tracebacks)s::text[])
-     AS o(id, token, delay, refund, error_type, error_message, traceback)
+     AS o(id, token, delay, refund, error_type, error_message, traceback),
+     (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
 RETURNING j.id;
 
@@ -156,7 +162,8 @@ RETURNING j.id;
 WITH released AS (
     UPDATE pgqueue.jobs AS j
     SET state = 'queued', worker_id = NULL, claim_token = NULL, attempts = j.attempts - 1
-    FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token)
+    FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
+         (SELECT set_config('synchronous_commit', 'on', true)) AS durable
     WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
     RETURNING j.id
 )

@@ -7,10 +7,12 @@ loop backs off, the completer retries); the next statement opens a fresh connect
 terminated backend or a restarted server costs one failed statement, like a broken pool
 connection does.
 
-The claim loop's connection commits without waiting for the disk (`synchronous_commit = off`):
-a claim lost in a database crash only puts its job back to `queued`, to run again as after a
-worker crash, and every acknowledgement (a durable commit) flushes the claims before it. It
-takes a WAL flush off every claim round trip: +30% jobs/s at concurrency 10.
+Claims commit without waiting for the disk (`synchronous_commit = off`): a claim lost in a
+database crash only puts its job back to `queued`, to run again as after a worker crash, and
+every acknowledgement (a durable commit) flushes the claims before it. It takes a WAL flush off
+every claim round trip: +30% jobs/s at concurrency 10. The queries themselves say so, scoped to
+their own transaction (`set_config(..., true)` in pgqueue/sql/queries.sql), never the session:
+a session setting would leak through a transaction-mode pooler to other clients.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
-from pgqueue import store
 from pgqueue.db import AsyncConnection, Call, aconnect, arun_on, atransaction
 from pgqueue.errors import DatabaseUnavailable
 
@@ -31,9 +32,8 @@ CONNECT_TIMEOUT = 10.0
 
 
 class DedicatedConnection:
-    def __init__(self, conninfo: str, *, durable_commits: bool = True) -> None:
+    def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
-        self.durable_commits = durable_commits
         self._conn: AsyncConnection | None = None
         self.connects = 0
         """Connections opened so far (1 for a worker whose database never failed it)."""
@@ -63,10 +63,7 @@ class DedicatedConnection:
     async def _connect(self) -> AsyncConnection:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                conn = await aconnect(self.conninfo)
-                if not self.durable_commits:
-                    await arun_on(conn, store.commit_without_flush())
-                self._conn = conn
+                self._conn = await aconnect(self.conninfo)
         except TimeoutError as exc:
             raise DatabaseUnavailable(
                 f"database unavailable: no connection within {CONNECT_TIMEOUT:g}s") from exc

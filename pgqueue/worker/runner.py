@@ -77,7 +77,7 @@ class Worker:
         self.slot_freed = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.check_aborts = asyncio.Event()
-        self.claim_connection = DedicatedConnection(self.app.dsn, durable_commits=False)
+        self.claim_connection = DedicatedConnection(self.app.dsn)
         self.completer = Completer(DedicatedConnection(self.app.dsn), self.options.delete_jobs,
                                    self.observers)
         await self.register()

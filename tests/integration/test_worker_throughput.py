@@ -22,7 +22,7 @@ from pgqueue.worker.connection import DedicatedConnection
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.runner import Worker
 from tests.apps import core_app
-from tests.helpers import SqlCall, ThreadedWorker, scalar, wait_until
+from tests.helpers import ThreadedWorker, scalar, wait_until
 
 StartWorker = Callable[..., ThreadedWorker]
 
@@ -207,20 +207,33 @@ def test_acknowledgements_probe_the_primary_key_whatever_the_statistics_say(
 
 
 def test_claims_commit_without_waiting_for_the_flush_and_acknowledgements_wait(
-    app: pgqueue.App, dsn: str,
+    dsn: str,
 ) -> None:
-    async def setting(connection: DedicatedConnection) -> str:
-        try:
-            return await connection.run(SqlCall(  # type: ignore[arg-type]
-                "SELECT current_setting('synchronous_commit')"))
-        finally:
-            await connection.close()
+    """Each statement sets synchronous_commit for its own transaction, whatever the session or
+    server default says (the throwaway test server runs with `off`), and nothing outlives it:
+    behind a transaction-mode pooler a session setting would reach other clients."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgqueue.jobs (task_name) SELECT 't' FROM generate_series(1, 3)")
+        worker_id = conn.execute("INSERT INTO pgqueue.workers (name, hostname, pid, concurrency) "
+                                 "VALUES ('w', 'h', 1, 1) RETURNING id").fetchone()[0]
 
-    assert asyncio.run(setting(DedicatedConnection(dsn, durable_commits=False))) == "off"
-    assert asyncio.run(setting(DedicatedConnection(dsn))) == "on"
-    core_app.async_echo.defer_many([(n,) for n in range(10)])
-    worker = Worker(app, WorkerOptions(one_shot=True, concurrency=2))
-    worker.run()
-    assert _succeeded(dsn) == 10
-    assert worker.claim_connection.durable_commits is False
-    assert worker.completer.connection.durable_commits is True
+        def setting_inside(call: Any, session_default: str) -> tuple[Any, str, str]:
+            conn.execute(f"SET synchronous_commit = {session_default}")
+            with conn.transaction():
+                with conn.cursor() as cursor:
+                    cursor.execute(call.sql, call.params)
+                    rows = cursor.fetchall()
+                inside = conn.execute("SELECT current_setting('synchronous_commit')").fetchone()
+            after = conn.execute("SELECT current_setting('synchronous_commit')").fetchone()
+            return rows, inside[0], after[0]
+
+        claimed, inside, after = setting_inside(
+            store.claim_jobs(worker_id=worker_id, queues=None, limit=3), "on")
+        assert (len(claimed), inside, after) == (3, "off", "on")
+        ids = [row[0] for row in claimed]
+        tokens = [row[8] for row in claimed]
+        for acknowledgement in (store.mark_succeeded(ids[:1], tokens[:1], ["1"]),
+                                store.mark_succeeded(ids[1:2], tokens[1:2], ["null"]),
+                                store.release_jobs(ids[2:], tokens[2:])):
+            acknowledged, inside, after = setting_inside(acknowledgement, "off")
+            assert (len(acknowledged), inside, after) == (1, "on", "off")
