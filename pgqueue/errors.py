@@ -22,6 +22,11 @@ class DatabaseUnavailable(PgQueueError):
     """The database cannot be reached."""
 
 
+class ReadOnlyDatabase(DatabaseUnavailable):
+    """The database accepts no writes (a read replica, or default_transaction_read_only is on):
+    point the DSN at the primary."""
+
+
 class SchemaMissing(PgQueueError):
     """The pgqueue schema is missing or out of date: run `pgqueue migrate`."""
 
@@ -80,3 +85,13 @@ class TaskTimeout(PgQueueError):
 
 class JobAborted(PgQueueError):
     """The job was cancelled while it ran."""
+
+
+class UnreadableJob(PgQueueError):
+    """The stored job cannot be read (written by SQL past the checks at the door): it fails
+    alone, without retrying, and its worker goes on."""
+
+
+class UnrecordableOutcome(PgQueueError):
+    """The database refused the attempt's outcome as it stood (a value it cannot store): the
+    job is failed with this error instead, so one bad value never blocks the other outcomes."""

@@ -6,10 +6,10 @@ or on a caller's own connection (so enqueue can join the caller's transaction).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from itertools import starmap
 from typing import Any
 
 from pgqueue.copy_rows import NULL, copy_field, job_rows
@@ -79,9 +79,26 @@ def copy_jobs(
 
 
 def _claimed_jobs(rows: list[tuple[Any, ...]]) -> list[ClaimedJob]:
-    # The claim queries return ClaimedJob's fields in its field order: the worker's hot path
-    # builds each job straight from its row.
-    return list(starmap(ClaimedJob, rows))
+    return [_claimed_job(*row) for row in rows]
+
+
+def _claimed_job(
+    job_id: int, task_name: str, queue: str, args_text: str, kwargs_text: str, *rest: Any,
+) -> ClaimedJob:
+    """One claimed row (ClaimedJob's fields in order, arguments as JSON text): decoded here,
+    one job at a time, so a row no worker can read (nesting deeper than Python's recursion
+    limit, say) marks that job unreadable instead of failing the whole batch's decode."""
+    try:
+        args = json.loads(args_text)
+        kwargs = json.loads(kwargs_text)
+    except (ValueError, RecursionError) as exc:
+        return ClaimedJob(job_id, task_name, queue, [], {}, *rest,
+                          unreadable=f"stored arguments cannot be decoded: {exc}")
+    if type(args) is not list or type(kwargs) is not dict:
+        return ClaimedJob(job_id, task_name, queue, [], {}, *rest, unreadable=(
+            f"stored args must be a JSON array and kwargs an object, not "
+            f"{type(args).__name__} and {type(kwargs).__name__}"))
+    return ClaimedJob(job_id, task_name, queue, args, kwargs, *rest)
 
 
 def claim_jobs(
@@ -96,9 +113,13 @@ def claim_jobs(
 
 
 def seconds_until_next_job(*, queues: Sequence[str] | None) -> Call[float | None]:
+    """None when nothing is queued; 0 when a job is due now; math.inf for run_at 'infinity'."""
+    def decode(rows: list[Row]) -> float | None:
+        seconds = rows[0]["seconds"] if rows else None
+        return None if seconds is None else max(0.0, seconds)
+
     return Call("seconds_until_next_job",
-                {"queues": list(queues) if queues is not None else None},
-                lambda rows: rows[0]["greatest"] if rows else None)
+                {"queues": list(queues) if queues is not None else None}, decode)
 
 
 def _acknowledgement(query_name: str, **params: list[Any]) -> Call[list[int]]:

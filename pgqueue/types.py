@@ -100,6 +100,9 @@ class ClaimedJob:
     claim_token: uuid.UUID
     enqueued_at: datetime
     run_at: datetime
+    unreadable: str | None = None
+    """Why the stored row cannot run (its arguments do not decode, or are not an array and an
+    object): the worker fails such a job alone instead of crashing on it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,9 @@ COPY pgqueue.jobs (id, task_name, queue, args, kwargs, priority, max_attempts,
 -- The claim commits without waiting for the WAL flush (a claim lost in a crash only returns its
 -- job to queued): set_config(..., true) scopes that to this statement's own transaction, so it
 -- never leaks to the session (nor, behind a transaction-mode pooler, to another client's).
+-- Every returned value must decode whatever a producer wrote: arguments come back as text (the
+-- worker decodes each job's alone, see store._claimed_job) and times are clamped to what a
+-- Python datetime holds ('-infinity' is a valid run_at to Postgres, not to Python).
 WITH claimable AS (
     SELECT id FROM pgqueue.jobs
     WHERE state = 'queued' AND run_at <= now()
@@ -64,8 +67,10 @@ SET state = 'running', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     claim_token = gen_random_uuid(), started_at = now(), abort_requested = false
 FROM claimable, (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
 WHERE j.id = claimable.id
-RETURNING j.id, j.task_name, j.queue, j.args, j.kwargs, j.priority, j.attempts, j.max_attempts,
-          j.claim_token, j.enqueued_at, j.run_at;
+RETURNING j.id, j.task_name, j.queue, j.args::text, j.kwargs::text, j.priority, j.attempts,
+          j.max_attempts, j.claim_token,
+          least(greatest(j.enqueued_at, '0001-01-02Z'), '9999-12-30Z') AS enqueued_at,
+          least(greatest(j.run_at, '0001-01-02Z'), '9999-12-30Z') AS run_at;
 
 -- name: claim_jobs_in_queues
 -- As claim_jobs_any_queue, restricted to the worker's queues (jobs_queue_claim_order_idx).
@@ -82,12 +87,17 @@ SET state = 'running', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     claim_token = gen_random_uuid(), started_at = now(), abort_requested = false
 FROM claimable, (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
 WHERE j.id = claimable.id
-RETURNING j.id, j.task_name, j.queue, j.args, j.kwargs, j.priority, j.attempts, j.max_attempts,
-          j.claim_token, j.enqueued_at, j.run_at;
+RETURNING j.id, j.task_name, j.queue, j.args::text, j.kwargs::text, j.priority, j.attempts,
+          j.max_attempts, j.claim_token,
+          least(greatest(j.enqueued_at, '0001-01-02Z'), '9999-12-30Z') AS enqueued_at,
+          least(greatest(j.run_at, '0001-01-02Z'), '9999-12-30Z') AS run_at;
 
 -- name: seconds_until_next_job
--- How long an idle worker may sleep before a scheduled job becomes due (NULL: none queued).
-SELECT greatest(0, extract(epoch FROM min(run_at) - now()))::float8
+-- How long an idle worker may sleep before a scheduled job becomes due: NULL when none is
+-- queued (greatest() would turn that NULL into 0, "due now", and the claim loop would spin),
+-- negative when one is overdue, Infinity for run_at = 'infinity' (epochs, not an interval: the
+-- difference of an infinite timestamp and now() is an error).
+SELECT (extract(epoch FROM min(run_at)) - extract(epoch FROM now()))::float8 AS seconds
 FROM pgqueue.jobs
 WHERE state = 'queued' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
   AND NOT pgqueue.queue_is_paused(queue);

@@ -24,6 +24,7 @@ async def claim_loop(worker: Worker) -> None:
     next scheduled job when nothing is due. Returns once the worker stops (or, one-shot, once
     nothing is left)."""
     backoff = Backoff()
+    unclaimable = UnclaimableDueJobs(worker.options.poll_interval)
     while not worker.stopping:
         free = await _free_slots(worker)
         if worker.stopping:
@@ -62,7 +63,9 @@ async def claim_loop(worker: Worker) -> None:
             await worker.wait_for(worker.slot_freed, worker.options.poll_interval)
             continue
         if not jobs:
-            await worker.wait_for(worker.wake, await _idle_timeout(worker))
+            await worker.wait_for(worker.wake, await _idle_timeout(worker, unclaimable))
+        else:
+            unclaimable.reset()
 
 async def _free_slots(worker: Worker) -> int:
     """Slots to claim for, once one is free. Jobs finishing in the next loop turns free
@@ -84,13 +87,39 @@ async def _free_slots(worker: Worker) -> int:
         free += freed_meanwhile
     return free
 
-async def _idle_timeout(worker: Worker) -> float:
+async def _idle_timeout(worker: Worker, unclaimable: UnclaimableDueJobs) -> float:
+    """Sleep until the next scheduled job is due, at most one poll interval. A job "due now"
+    that the claim just skipped is locked by another session (a claim in flight, a frozen
+    worker's transaction): sleeping 0 would spin on it, so such waits grow from 10 ms."""
     timeout = worker.options.poll_interval
     try:
         due_in = await worker.claim_connection.run(store.seconds_until_next_job(
             queues=worker.options.queues))
     except DatabaseUnavailable:
         return timeout
-    if due_in is not None:
-        timeout = min(timeout, due_in)
-    return timeout
+    if due_in is None:
+        unclaimable.reset()
+        return timeout
+    if due_in > 0:
+        unclaimable.reset()
+        return min(timeout, due_in)
+    return unclaimable.next_wait()
+
+
+class UnclaimableDueJobs:
+    """Waits after claims that found a due job they could not take: 0, 10 ms, 20 ms, … up
+    to the poll interval; a claim that takes jobs, or a job due later, starts over."""
+
+    FIRST_WAIT = 0.01
+
+    def __init__(self, ceiling: float) -> None:
+        self.ceiling = ceiling
+        self._next = 0.0
+
+    def next_wait(self) -> float:
+        wait = self._next
+        self._next = min(self.ceiling, max(self.FIRST_WAIT, wait * 2))
+        return wait
+
+    def reset(self) -> None:
+        self._next = 0.0

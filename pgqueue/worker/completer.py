@@ -14,13 +14,13 @@ from typing import Any
 
 from pgqueue import store
 from pgqueue.db import Call, arun_on
-from pgqueue.errors import DatabaseUnavailable
+from pgqueue.errors import DatabaseUnavailable, UnrecordableOutcome
 from pgqueue.logs import log_event
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 from pgqueue.worker.connection import DedicatedConnection
 from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import DeleteJobs
-from pgqueue.worker.outcome import Outcome, OutcomeKind
+from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
 
 logger = logging.getLogger("pgqueue.worker")
 
@@ -57,22 +57,8 @@ class Completer:
             await self._has_pending.wait()
             batch, self._pending = self._pending, []
             self._has_pending.clear()
-            while True:
-                try:
-                    write_started = time.monotonic()
-                    accepted = await self._write(batch)
-                    break
-                except Exception as exc:
-                    raise_if_cancelling()
-                    delay = backoff.next_delay()
-                    if backoff.should_log():
-                        log_event(logger, logging.WARNING, "completer.write_failed",
-                                  jobs=len(batch), retry_in_s=delay,
-                                  error=f"{type(exc).__name__}: {exc}"[:300])
-                        if not isinstance(exc, DatabaseUnavailable):
-                            logger.exception("unexpected error writing outcomes")
-                    await asyncio.sleep(delay)
-            backoff.reset()
+            write_started = time.monotonic()
+            accepted = await self._write_all(batch, backoff)
             self.writes += 1
             if self.observers:
                 notify_observers(self.observers, "outcomes_recorded",
@@ -81,6 +67,44 @@ class Completer:
                 self._log_rejected(batch, accepted)
             if not self._pending:
                 self._idle.set()
+
+    async def _write_all(self, batch: list[Outcome], backoff: Backoff) -> set[int]:
+        """Write the batch until it lands. An outage is retried with backoff; an outcome the
+        database refuses (a value it cannot store) is found by halving the batch and replaced
+        by a failure saying why, so it never holds up the outcomes written with it."""
+        accepted: set[int] = set()
+        chunks = [batch]
+        while chunks:
+            chunk = chunks.pop()
+            try:
+                accepted.update(await self._write(chunk))
+                backoff.reset()
+                continue
+            except DatabaseUnavailable as exc:
+                raise_if_cancelling()
+                await self._back_off(backoff, chunk, exc)
+                chunks.append(chunk)
+                continue
+            except Exception as exc:
+                raise_if_cancelling()
+                refused = exc
+            if len(chunk) > 1:
+                middle = len(chunk) // 2
+                chunks += [chunk[middle:], chunk[:middle]]
+            elif chunk[0].error is not None and chunk[0].error.type == UnrecordableOutcome.__name__:
+                logger.exception("the database refuses even the failure record of a job")
+                await self._back_off(backoff, chunk, refused)
+                chunks.append(chunk)
+            else:
+                chunks.append([_unrecordable(chunk[0], refused)])
+        return accepted
+
+    async def _back_off(self, backoff: Backoff, chunk: list[Outcome], exc: Exception) -> None:
+        delay = backoff.next_delay()
+        if backoff.should_log():
+            log_event(logger, logging.WARNING, "completer.write_failed", jobs=len(chunk),
+                      retry_in_s=delay, error=f"{type(exc).__name__}: {exc}"[:300])
+        await asyncio.sleep(delay)
 
     def _log_rejected(self, batch: Sequence[Outcome], accepted: set[int]) -> None:
         for outcome in batch:
@@ -126,6 +150,14 @@ class Completer:
             for call in calls:
                 accepted.update(await arun_on(conn, call))
         return accepted
+
+
+def _unrecordable(outcome: Outcome, refused: Exception) -> Outcome:
+    log_event(logger, logging.ERROR, "job.outcome_unrecordable", job_id=outcome.job.id,
+              outcome=outcome.kind, error=f"{type(refused).__name__}: {refused}"[:300])
+    return Outcome(outcome.job, OutcomeKind.FAILED, error=describe(UnrecordableOutcome(
+        f"the database refused this attempt's {outcome.kind} outcome: "
+        f"{type(refused).__name__}: {refused}")))
 
 
 def _error_columns(

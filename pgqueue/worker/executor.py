@@ -14,13 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgqueue.context import JobContext
-from pgqueue.errors import InvalidArguments, JobAborted, Retry, TaskTimeout, UnknownTask
+from pgqueue.errors import (
+    InvalidArguments,
+    JobAborted,
+    Retry,
+    TaskTimeout,
+    UnknownTask,
+    UnreadableJob,
+)
 from pgqueue.logs import log_event
 from pgqueue.retry import RetryPolicy
 from pgqueue.tasks import Task, call_signature
 from pgqueue.types import ClaimedJob
 from pgqueue.validation import to_json
-from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
+from pgqueue.worker.outcome import Outcome, OutcomeKind, describe, retry_delay
 
 logger = logging.getLogger("pgqueue.worker")
 
@@ -59,8 +66,13 @@ def classify_failure(job: ClaimedJob, policy: RetryPolicy, exc: BaseException) -
     """Retry while attempts remain (per the policy), else fail; the error is kept either way."""
     error = describe(exc)
     if job.attempt < job.max_attempts:
-        return Outcome(job, OutcomeKind.RETRY, retry_delay=policy.delay_after(job.attempt),
-                       error=error)
+        try:
+            delay = policy.delay_after(job.attempt)
+        except Exception as broken:  # a backoff callable's bug must not leave the job running
+            log_event(logger, logging.ERROR, "job.backoff_failed", job_id=job.id,
+                      error=f"{type(broken).__name__}: {broken}"[:300])
+            delay = RetryPolicy().delay_after(job.attempt)
+        return Outcome(job, OutcomeKind.RETRY, retry_delay=retry_delay(delay), error=error)
     return Outcome(job, OutcomeKind.FAILED, error=error)
 
 
@@ -68,6 +80,8 @@ async def execute(
     running: RunningJob, task: Task[Any, Any] | None, threads: concurrent.futures.Executor,
 ) -> Outcome:
     job = running.job
+    if job.unreadable is not None:
+        return Outcome(job, OutcomeKind.FAILED, error=describe(UnreadableJob(job.unreadable)))
     if task is None:
         # Rule for unknown tasks: never discarded; retried with backoff (another worker may
         # know the task) until max_attempts, then failed with this error.
@@ -88,7 +102,8 @@ async def execute(
             return Outcome(job, OutcomeKind.CANCELLED, error=describe(JobAborted()))
         return _success(job, result)
     except Retry as retry:
-        return Outcome(job, OutcomeKind.RETRY, retry_delay=retry.delay, refund_attempt=True)
+        return Outcome(job, OutcomeKind.RETRY, retry_delay=retry_delay(retry.delay),
+                       refund_attempt=True)
     except asyncio.CancelledError:
         if running.stop_reason == StopReason.ABORT:
             return Outcome(job, OutcomeKind.CANCELLED, error=describe(JobAborted()))

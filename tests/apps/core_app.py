@@ -210,3 +210,29 @@ def raises_its_own_timeout() -> None:
 @app.task(timeout=30, retry=pgqueue.RetryPolicy(max_attempts=2, backoff="fixed", base_delay=0))
 async def async_raises_its_own_timeout() -> None:
     raise TimeoutError("smtp server did not answer")
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this exception cannot be printed")
+
+
+@app.task(retry=False)
+def raises_unstorable_error() -> None:
+    """Postgres text refuses NUL and lone surrogates: the error must still be recorded."""
+    raise ValueError("NUL \x00 and a lone surrogate \ud800 in the message")
+
+
+@app.task(retry=False)
+def raises_unprintable_error() -> None:
+    raise _Unprintable()
+
+
+@app.task(retry=pgqueue.RetryPolicy(max_attempts=3, backoff="fixed", base_delay=0))
+def retries_in_ten_thousand_years() -> None:
+    raise pgqueue.Retry(delay=1e300)
+
+
+@app.task(retry=pgqueue.RetryPolicy(max_attempts=2, backoff=lambda attempt: float("nan")))
+def fails_with_a_broken_backoff() -> None:
+    raise ValueError("fails, and its backoff cannot say when to retry")
