@@ -23,11 +23,13 @@ from pgqueue.errors import (
     JobNotFound,
     MigrationInProgress,
     PgQueueError,
+    ReadOnlyDatabase,
     SchemaMissing,
 )
 from pgqueue.logs import configure_logging
 from pgqueue.maintenance.retention import RetentionPolicy, parse_age, prune
 from pgqueue.migrate import apply_migrations, full_sql, migration_files, pending_migrations
+from pgqueue.readonly import require_writable
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -36,6 +38,7 @@ EXIT_DATABASE_UNAVAILABLE = 3
 EXIT_SCHEMA_MISSING = 4
 EXIT_BAD_APP = 5
 EXIT_NOT_FOUND = 6
+EXIT_READ_ONLY = 7
 
 
 class CommandError(Exception):
@@ -154,7 +157,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     top = commands.add_parser("top", help="live view: queues, rates, latency, workers, failures")
     top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     top.add_argument("--once", action="store_true", help="print one frame and exit")
-    commands.add_parser("healthcheck", help="exit 0 if the database and schema are ready")
+    commands.add_parser("healthcheck",
+                        help="exit 0 if the database is writable and the schema current")
     schedules = commands.add_parser("schedules", help="list periodic schedules, pause, resume")
     toggle = schedules.add_mutually_exclusive_group()
     toggle.add_argument("--pause", metavar="ID", help="stop schedule ID from firing")
@@ -184,6 +188,8 @@ def run_command(args: argparse.Namespace, app: App, out: Callable[[str], None] =
         raise CommandError(str(exc), EXIT_FAILURE) from exc
     except SchemaMissing as exc:
         raise CommandError(str(exc), EXIT_SCHEMA_MISSING) from exc
+    except ReadOnlyDatabase as exc:  # before DatabaseUnavailable, its base
+        raise CommandError(str(exc), EXIT_READ_ONLY) from exc
     except DatabaseUnavailable as exc:
         raise CommandError(str(exc), EXIT_DATABASE_UNAVAILABLE) from exc
     except JobNotFound as exc:
@@ -193,6 +199,7 @@ def run_command(args: argparse.Namespace, app: App, out: Callable[[str], None] =
 
 
 def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    require_writable(app.db)
     _require_schema(app)
     if args.supervise:
         from pgqueue.worker.supervisor import Supervisor, child_argv
@@ -295,6 +302,7 @@ def _prune(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> in
 
 
 def _healthcheck(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    require_writable(app.db)
     _require_schema(app)
     out("ok: database reachable, schema up to date")
     return EXIT_OK

@@ -8,7 +8,8 @@ It promises three things: it works on a machine where the PostgreSQL binaries ar
 no server runs; it works when run as root (``initdb`` refuses root, so the server then runs as
 the unprivileged ``postgres`` or ``nobody`` user); and the directory is removed when the context
 exits, even on errors. An instance can be stopped and started again on the same port and data
-directory, which is what the reliability tests need to simulate an outage.
+directory, which is what the reliability tests need to simulate an outage. An instance can also
+be a hot standby of another one (``primary=``): a real read-only replica, streaming from it.
 """
 
 from __future__ import annotations
@@ -204,15 +205,24 @@ class EmbeddedPostgres:
     ``synchronous_commit=off``, a ``stop(mode="immediate")`` (a simulated crash) loses the last
     few hundred milliseconds of commits; a test that asserts committed work survives a crash
     should pass ``settings={"synchronous_commit": "on"}``.
+
+    With ``primary`` (a running instance), the cluster is not created by ``initdb`` but copied
+    from the primary by ``pg_basebackup -R``: the server starts as a hot standby that streams
+    the primary's changes and refuses every write, as a read replica does.
     """
 
     def __init__(
-        self, *, port: int | None = None, settings: Mapping[str, str] | None = None
+        self,
+        *,
+        port: int | None = None,
+        settings: Mapping[str, str] | None = None,
+        primary: EmbeddedPostgres | None = None,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.settings = {**_SERVER_SETTINGS, **(settings or {})}
         self.host = "127.0.0.1"
         self.user = SUPERUSER
+        self.primary = primary
         self.bindir = find_postgres_bindir()
         self._os_user = _unprivileged_user()
         self._base_dir: Path | None = None
@@ -241,7 +251,10 @@ class EmbeddedPostgres:
         """Start the server (creating the cluster on first use) and wait until it accepts."""
         if self._base_dir is None:
             self._base_dir = _make_base_dir(self._os_user)
-            self._init_cluster()
+            if self.primary is None:
+                self._init_cluster()
+            else:
+                self._copy_primary(self.primary)
         elif self.is_running():
             return
         self._run_checked(
@@ -310,11 +323,15 @@ class EmbeddedPostgres:
     ) -> None:
         self.destroy()
 
-    def _init_cluster(self) -> None:
+    def _make_socket_dir(self) -> Path:
         socket_dir = self.base_dir / "socket"
         socket_dir.mkdir()
         if self._os_user is not None:
             os.chown(socket_dir, self._os_user.uid, self._os_user.gid)
+        return socket_dir
+
+    def _init_cluster(self) -> None:
+        socket_dir = self._make_socket_dir()
         self._run_checked(
             [
                 "initdb",
@@ -329,6 +346,36 @@ class EmbeddedPostgres:
             ],
             what="initialise the PostgreSQL cluster",
         )
+        self._write_settings(socket_dir)
+
+    def _copy_primary(self, primary: EmbeddedPostgres) -> None:
+        """Clone a running primary into a standby; initdb's trust rules allow replication."""
+        if not primary.is_running():
+            raise EmbeddedPostgresError("a standby needs its primary to be running")
+        socket_dir = self._make_socket_dir()
+        self._run_checked(
+            [
+                "pg_basebackup",
+                "--pgdata",
+                str(self.data_dir),
+                "--host",
+                primary.host,
+                "--port",
+                str(primary.port),
+                "--username",
+                primary.user,
+                # -R: write standby.signal and primary_conninfo, so the copy starts as a standby.
+                "--write-recovery-conf",
+                "--wal-method=stream",
+                "--checkpoint=fast",
+                "--no-sync",
+            ],
+            what="copy the primary with pg_basebackup",
+        )
+        # The copied postgresql.conf carries the primary's port and socket; later lines win.
+        self._write_settings(socket_dir)
+
+    def _write_settings(self, socket_dir: Path) -> None:
         settings = {
             **self.settings,
             "port": str(self.port),

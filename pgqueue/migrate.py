@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pgqueue import db, store
 from pgqueue.errors import MigrationInProgress, SchemaMissing
+from pgqueue.readonly import raise_if_read_only
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +51,18 @@ def pending_migrations(connection: db.ExternalConnection) -> list[Migration]:
 
 
 def apply_migrations(conninfo: str) -> list[str]:
-    """Apply pending migrations in one transaction; returns the names applied (none: current)."""
+    """Apply pending migrations in one transaction; returns the names applied (none: current).
+
+    A read replica with nothing pending is simply current; with something pending, it is
+    refused with `ReadOnlyDatabase` before any statement fails half-way.
+    """
     with db.connect(conninfo, autocommit=False) as conn:
         with db.translated_errors(), conn.transaction():
             if not db.run_on(conn, store.lock_migrations()):
                 raise MigrationInProgress()
             pending = pending_migrations(conn)
+            if pending:
+                raise_if_read_only(conn)
             for migration in pending:
                 conn.execute(migration.sql.encode())
         return [migration.name for migration in pending]

@@ -7,6 +7,10 @@ The server is the first of these that applies:
 3. a local server on 127.0.0.1:5432, as the current OS user, then as ``postgres``;
 4. a throwaway server started for the session (``pgqueue.embedded``).
 
+When a throwaway server is needed and the PostgreSQL binaries are missing, the run stops at once
+with one line saying so (``make test`` installs them first where it can, see
+scripts/ensure-postgres.sh) instead of erroring in every test.
+
 The pgqueue schema is migrated once per session into a template database; each test asking for
 ``dsn`` gets a clone of it (``CREATE DATABASE ... TEMPLATE``, a file copy, far cheaper than
 migrating), dropped after the test. Every name carries the pid and a random token, so several
@@ -29,7 +33,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from pgqueue.embedded import EmbeddedPostgres
+from pgqueue.embedded import EmbeddedPostgres, EmbeddedPostgresError, PostgresBinariesNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +91,7 @@ def _reachable(dsn: str) -> bool:
 def _choose_server(stack: ExitStack) -> tuple[str, str]:
     """Return (admin DSN, origin); a throwaway server is registered on ``stack`` to stop."""
     if os.environ.get("PGQUEUE_TEST_EMBEDDED") == "1":
-        return stack.enter_context(EmbeddedPostgres()).dsn, "throwaway (PGQUEUE_TEST_EMBEDDED=1)"
+        return _throwaway(stack), "throwaway (PGQUEUE_TEST_EMBEDDED=1)"
     explicit = os.environ.get("PGQUEUE_TEST_DSN")
     if explicit:
         # No fallback: a CI that names a server must not silently test against another one.
@@ -95,7 +99,20 @@ def _choose_server(stack: ExitStack) -> tuple[str, str]:
     for candidate in LOCAL_SERVER_DSNS:
         if _reachable(candidate):
             return candidate, "local server"
-    return stack.enter_context(EmbeddedPostgres()).dsn, "throwaway (no local server reachable)"
+    return _throwaway(stack), "throwaway (no local server reachable)"
+
+
+def _throwaway(stack: ExitStack) -> str:
+    """Start the session's throwaway server, or end the whole run with one line saying why."""
+    try:
+        return stack.enter_context(EmbeddedPostgres()).dsn
+    except PostgresBinariesNotFound as exc:
+        pytest.exit(f"pgqueue tests need PostgreSQL: {exc}; or set PGQUEUE_TEST_DSN to a "
+                    "server", returncode=pytest.ExitCode.USAGE_ERROR)
+    except EmbeddedPostgresError as exc:
+        first_line = str(exc).splitlines()[0]
+        pytest.exit(f"pgqueue tests could not start a throwaway PostgreSQL: {first_line}",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def _describe(server: PgServer, version: int) -> str:
@@ -194,3 +211,28 @@ def conn(dsn: str) -> Iterator[psycopg.Connection[TupleRow]]:
     """An autocommit connection to the test's fresh migrated database."""
     with psycopg.connect(dsn, autocommit=True) as connection:
         yield connection
+
+
+@dataclass(frozen=True)
+class Replication:
+    """A primary holding the pgqueue schema and a hot standby streaming from it."""
+
+    primary_dsn: str
+    standby_dsn: str
+
+
+@pytest.fixture(scope="session")
+def replication() -> Iterator[Replication]:
+    """A real read replica for the read-only tests: its own throwaway primary (migrated), copied
+    by ``pg_basebackup -R`` into a hot standby on another port. Independent of the session's
+    server, which may be one we cannot copy; about a second to set up."""
+    from pgqueue.migrate import apply_migrations
+
+    try:
+        primary = EmbeddedPostgres()
+    except PostgresBinariesNotFound as exc:
+        pytest.skip(f"a hot standby needs the PostgreSQL binaries: {exc}")
+    with primary:
+        apply_migrations(primary.dsn)
+        with EmbeddedPostgres(primary=primary) as standby:
+            yield Replication(primary_dsn=primary.dsn, standby_dsn=standby.dsn)
