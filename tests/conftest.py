@@ -24,7 +24,7 @@ import logging
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import psycopg
@@ -126,7 +126,11 @@ def _describe(server: PgServer, version: int) -> str:
 def _announce(config: pytest.Config, message: str) -> None:
     logger.info(message)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    # Fixtures run with output captured: without this the line never reaches the terminal.
+    with capture.global_and_fixture_disabled() if capture else nullcontext():
         reporter.ensure_newline()
         reporter.write_line(message)
 
