@@ -181,11 +181,17 @@ SELECT id FROM released, LATERAL (SELECT pg_notify('pgqueue_jobs', '')) AS wake;
 
 -- name: rescue_stalled_jobs
 -- Jobs held by a worker whose heartbeat is older than the timeout go back to queued (or to
--- failed when out of attempts). Row locks serialise this with a completion racing it: the
--- re-checked WHERE skips a job that just finished.
+-- failed when out of attempts). SKIP LOCKED: a row another session holds (a completion racing
+-- this, or a frozen worker inside its acknowledgement transaction) is left for a later pass,
+-- never waited on; the re-checked WHERE skips a job that just finished.
 WITH live_workers AS (
     SELECT id FROM pgqueue.workers
     WHERE last_heartbeat_at > now() - make_interval(secs => %(heartbeat_timeout)s)
+), stalled AS (
+    SELECT id FROM pgqueue.jobs
+    WHERE state = 'running'
+      AND (worker_id IS NULL OR worker_id NOT IN (SELECT id FROM live_workers))
+    FOR UPDATE SKIP LOCKED
 ), rescued AS (
     UPDATE pgqueue.jobs AS j
     SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END::pgqueue.job_state,
@@ -195,8 +201,8 @@ WITH live_workers AS (
         error_message = format('worker %%s stopped heartbeating while running attempt %%s',
                                coalesce(j.worker_id::text, '?'), j.attempts),
         error_traceback = NULL
-    WHERE j.state = 'running'
-      AND (j.worker_id IS NULL OR j.worker_id NOT IN (SELECT id FROM live_workers))
+    FROM stalled
+    WHERE j.id = stalled.id
     RETURNING j.id, j.state
 )
 SELECT id, state::text FROM rescued, LATERAL (SELECT pg_notify('pgqueue_jobs', '')) AS wake;
@@ -208,9 +214,12 @@ WHERE hostname = %(hostname)s AND pid = %(pid)s
 RETURNING id;
 
 -- name: delete_dead_workers
--- Forget workers that stopped heartbeating long ago (their jobs were rescued first).
+-- Forget workers that stopped heartbeating long ago (their jobs were rescued first); one held
+-- by another session is left for a later pass (SKIP LOCKED), never waited on.
 DELETE FROM pgqueue.workers
-WHERE last_heartbeat_at < now() - make_interval(secs => %(heartbeat_timeout)s) * 10
+WHERE id IN (SELECT id FROM pgqueue.workers
+             WHERE last_heartbeat_at < now() - make_interval(secs => %(heartbeat_timeout)s) * 10
+             FOR UPDATE SKIP LOCKED)
 RETURNING id;
 
 -- name: register_worker

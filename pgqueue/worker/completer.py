@@ -58,7 +58,11 @@ class Completer:
             batch, self._pending = self._pending, []
             self._has_pending.clear()
             write_started = time.monotonic()
-            accepted = await self._write_all(batch, backoff)
+            try:
+                accepted = await self._write_all(batch, backoff)
+            except BaseException:
+                self._pending[:0] = batch  # a restarted completer writes them first
+                raise
             self.writes += 1
             if self.observers:
                 notify_observers(self.observers, "outcomes_recorded",

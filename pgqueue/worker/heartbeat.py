@@ -1,5 +1,6 @@
 """The worker's heartbeat: proves it alive, picks up abort requests a missed NOTIFY did not
-deliver, reports tasks that ignore being told to stop, and rescues the jobs of dead workers."""
+deliver, and reports tasks that ignore being told to stop. Rescuing other workers' jobs is a
+service of its own (pgqueue.maintenance.rescue): nothing a rescue waits on may delay a beat."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ logger = logging.getLogger("pgqueue.worker")
 async def heartbeat_service(worker: Worker) -> None:
     options = worker.options
     backoff = Backoff()
-    healthy_since: float | None = None
     while True:
         try:
             alive, abort_ids = await worker.app.db.arun(
@@ -40,18 +40,13 @@ async def heartbeat_service(worker: Worker) -> None:
                 elif running.stop_reason is None:
                     log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
                     running.interrupt(StopReason.ABORT)
-            if healthy_since is None:
-                healthy_since = time.monotonic()
-            # Rescue only after one full heartbeat timeout of our own good health: after
-            # an outage every heartbeat is stale, and live workers need that long to
-            # report in before their jobs may be taken from them.
-            if time.monotonic() - healthy_since >= options.heartbeat_timeout:
-                await _rescue_stalled_jobs(worker)
             backoff.reset()
+            if worker.beating_since is None:
+                worker.beating_since = time.monotonic()
             delay = options.heartbeat_interval
         except DatabaseUnavailable as exc:
             raise_if_cancelling()
-            healthy_since = None
+            worker.beating_since = None
             delay = backoff.next_delay()
             if backoff.should_log():
                 log_event(logger, logging.WARNING, "heartbeat.failed", retry_in_s=delay,
@@ -70,13 +65,3 @@ def _report_stuck_jobs(worker: Worker) -> None:
                       task=running.job.task_name, reason=running.stop_reason,
                       ignored_for_s=now - running.interrupted_at,
                       note="the task ignores should_abort(); its slot stays taken")
-
-
-async def _rescue_stalled_jobs(worker: Worker) -> None:
-    heartbeat_timeout = worker.options.heartbeat_timeout
-    rescued = await worker.app.db.arun(store.rescue_stalled_jobs(
-        heartbeat_timeout=heartbeat_timeout))
-    for job_id, state in rescued:
-        log_event(logger, logging.WARNING, "job.rescued", job_id=job_id, state=state,
-                  reason="worker lost")
-    await worker.app.db.arun(store.delete_dead_workers(heartbeat_timeout=heartbeat_timeout))

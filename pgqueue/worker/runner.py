@@ -13,6 +13,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from pgqueue import store
 from pgqueue.context import JobContext
 from pgqueue.errors import DatabaseUnavailable, JobAborted
 from pgqueue.logs import log_event
+from pgqueue.maintenance.rescue import rescue_service
 from pgqueue.maintenance.retention import retention_service
 from pgqueue.retry import RetryPolicy
 from pgqueue.types import ClaimedJob
@@ -37,6 +39,7 @@ from pgqueue.worker.notifications import listen_service
 from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
+from pgqueue.worker.services import Service, Services
 
 if TYPE_CHECKING:
     from pgqueue.app import App
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("pgqueue.worker")
 
 EXIT_OK = 0
+EXIT_SERVICE_FAILED = 1
+"""A background service kept dying and the worker stopped (pgqueue.worker.services)."""
 
 
 class Worker:
@@ -66,6 +71,9 @@ class Worker:
         """Set once the worker is registered and (with listen) LISTENing: jobs enqueued from
         then on wake it within milliseconds."""
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.beating_since: float | None = None
+        """Monotonic time since which every heartbeat has landed (None: the last one failed
+        or none has yet); rescue waits for a full heartbeat timeout of it."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -83,22 +91,10 @@ class Worker:
         await self.register()
         loop = self.loop = asyncio.get_running_loop()
         handled = self._install_signal_handlers(loop)
-        services = [asyncio.create_task(self.completer.run(), name="completer"),
-                    asyncio.create_task(heartbeat_service(self), name="heartbeat")]
-        if self.options.listen:
-            services.append(asyncio.create_task(listen_service(self), name="listener"))
-        services.append(asyncio.create_task(retention_service(self), name="retention"))
-        services.extend(asyncio.create_task(service(self), name=getattr(service, "__name__", ""))
-                        for service in self.app.worker_services)
-        if self.options.metrics_port is not None:
-            from pgqueue.observe.metrics import metrics_service
-
-            if metrics_service not in self.app.worker_services:
-                services.append(asyncio.create_task(metrics_service(self), name="metrics"))
+        self.services = Services(on_give_up=lambda name: self.request_stop())
+        self.services.start(self._services())
         if not self.options.listen:
             self.ready.set()
-        for service in services:
-            service.add_done_callback(_report_service_death)
         log_event(logger, logging.INFO, "worker.started", worker=self.name,
                   worker_id=self.worker_id, queues=",".join(self.options.queues or ["*"]),
                   concurrency=self.options.concurrency, pid=os.getpid())
@@ -108,17 +104,37 @@ class Worker:
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
-            await self.completer.wait_idle()
-            for service in services:
-                service.cancel()
-            await asyncio.wait(services, timeout=5.0)
+            if self.services.failed != "completer":
+                await self.completer.wait_idle()
+            await self.services.stop(timeout=5.0)
             await self.claim_connection.close()
             await self.completer.connection.close()
             await self._unregister()
             self._threads.shutdown(wait=False, cancel_futures=True)
             await self.app.db.aclose()
             log_event(logger, logging.INFO, "worker.stopped", worker=self.name)
+        if self.services.failed is not None:
+            return EXIT_SERVICE_FAILED
         return EXIT_OK
+
+    def _services(self) -> list[Service]:
+        """Every background service, supervised one way (pgqueue.worker.services)."""
+        services = [Service("completer", self.completer.run),
+                    Service("heartbeat", functools.partial(heartbeat_service, self)),
+                    Service("rescue", functools.partial(rescue_service, self))]
+        if self.options.listen:
+            services.append(Service("listener", functools.partial(listen_service, self)))
+        if self.options.prune_every:
+            services.append(Service("retention", functools.partial(retention_service, self)))
+        extra = list(self.app.worker_services)
+        if self.options.metrics_port is not None:
+            from pgqueue.observe.metrics import metrics_service
+
+            if metrics_service not in extra:
+                extra.append(metrics_service)
+        services.extend(Service(getattr(service, "__name__", "service"),
+                                functools.partial(service, self)) for service in extra)
+        return services
 
     def stop_threadsafe(self) -> None:
         """request_stop() from another thread (a worker embedded in a program or a test)."""
@@ -272,12 +288,3 @@ class Worker:
 async def _quietly(future: asyncio.Future[Any]) -> None:
     with contextlib.suppress(BaseException):
         await asyncio.shield(future)
-
-
-def _report_service_death(service: asyncio.Task[Any]) -> None:
-    """A background service that dies must say so at once, not when the worker exits."""
-    if service.cancelled() or service.exception() is None:
-        return
-    log_event(logger, logging.ERROR, "worker.service_died", service=service.get_name(),
-              error=repr(service.exception())[:300])
-    logger.error("service %s died", service.get_name(), exc_info=service.exception())

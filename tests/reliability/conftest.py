@@ -59,9 +59,10 @@ class WorkerProcesses:
         self.log_dir = log_dir
         self.started: list[tuple[subprocess.Popen[str], Path]] = []
 
-    def start(self, dsn: str, *args: str, log_level: str = "INFO") -> subprocess.Popen[str]:
+    def start(self, dsn: str, *args: str, log_level: str = "INFO",
+              app: str = APP) -> subprocess.Popen[str]:
         log = self.log_dir / f"worker-{len(self.started)}.log"
-        process = spawn_cli("--app", APP, "--log-level", log_level, "worker", *args, dsn=dsn,
+        process = spawn_cli("--app", app, "--log-level", log_level, "worker", *args, dsn=dsn,
                             log=log)
         self.started.append((process, log))
         return process
