@@ -104,11 +104,8 @@ def _claimed_job(
 def claim_jobs(
     *, worker_id: int, queues: Sequence[str] | None, limit: int
 ) -> Call[list[ClaimedJob]]:
-    if queues is None:
-        return Call("claim_jobs_any_queue", {"worker_id": worker_id, "limit": limit},
-                    _claimed_jobs, tuples=True)
-    return Call("claim_jobs_in_queues",
-                {"worker_id": worker_id, "limit": limit, "queues": list(queues)},
+    return Call("claim_jobs", {"worker_id": worker_id, "limit": limit,
+                               "queues": None if queues is None else list(queues)},
                 _claimed_jobs, tuples=True)
 
 

@@ -43,49 +43,22 @@ COPY pgqueue.jobs (id, task_name, queue, args, kwargs, priority, run_at, max_att
 COPY pgqueue.jobs (id, task_name, queue, args, kwargs, priority, max_attempts,
                    timeout_seconds) FROM STDIN;
 
--- name: claim_jobs_any_queue
--- Claim up to %(limit)s due jobs in claim order; the ORDER BY matches jobs_claim_order_idx so
--- the scan stops after the batch, and SKIP LOCKED lets concurrent workers pass each other.
--- Paused queues are skipped through an opaque function (see migration 0004): written as
--- NOT EXISTS, the planner turns it into an anti-join that sorts every queued row.
+-- name: claim_jobs
+-- Claim up to %(limit)s due jobs in claim order, from the worker's queues (NULL: every queue).
+-- The rows are chosen and locked by pgqueue.claimable_job_ids (migration 0007), whose plan is
+-- an ordered index walk that stops after the batch whatever the statistics say; here each id
+-- is one primary-key probe.
 -- The claim commits without waiting for the WAL flush (a claim lost in a crash only returns its
 -- job to queued): set_config(..., true) scopes that to this statement's own transaction, so it
 -- never leaks to the session (nor, behind a transaction-mode pooler, to another client's).
 -- Every returned value must decode whatever a producer wrote: arguments come back as text (the
 -- worker decodes each job's alone, see store._claimed_job) and times are clamped to what a
 -- Python datetime holds ('-infinity' is a valid run_at to Postgres, not to Python).
-WITH claimable AS (
-    SELECT id FROM pgqueue.jobs
-    WHERE state = 'queued' AND run_at <= now()
-      AND NOT pgqueue.queue_is_paused(queue)
-    ORDER BY priority DESC, run_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
 UPDATE pgqueue.jobs AS j
 SET state = 'running', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     claim_token = gen_random_uuid(), started_at = now(), abort_requested = false
-FROM claimable, (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
-WHERE j.id = claimable.id
-RETURNING j.id, j.task_name, j.queue, j.args::text, j.kwargs::text, j.priority, j.attempts,
-          j.max_attempts, j.claim_token,
-          least(greatest(j.enqueued_at, '0001-01-02Z'), '9999-12-30Z') AS enqueued_at,
-          least(greatest(j.run_at, '0001-01-02Z'), '9999-12-30Z') AS run_at;
-
--- name: claim_jobs_in_queues
--- As claim_jobs_any_queue, restricted to the worker's queues (jobs_queue_claim_order_idx).
-WITH claimable AS (
-    SELECT id FROM pgqueue.jobs
-    WHERE state = 'queued' AND run_at <= now() AND queue = ANY(%(queues)s::text[])
-      AND NOT pgqueue.queue_is_paused(queue)
-    ORDER BY priority DESC, run_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE pgqueue.jobs AS j
-SET state = 'running', attempts = j.attempts + 1, worker_id = %(worker_id)s,
-    claim_token = gen_random_uuid(), started_at = now(), abort_requested = false
-FROM claimable, (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
+FROM unnest(pgqueue.claimable_job_ids(%(limit)s, %(queues)s::text[])) AS claimable(id),
+     (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
 WHERE j.id = claimable.id
 RETURNING j.id, j.task_name, j.queue, j.args::text, j.kwargs::text, j.priority, j.attempts,
           j.max_attempts, j.claim_token,

@@ -23,13 +23,16 @@ def test_every_query_is_used_by_the_store() -> None:
     assert not unused, f"queries no store function runs: {unused}"
 
 
-def test_claim_queries_order_like_the_claim_index() -> None:
-    for name in ("claim_jobs_any_queue", "claim_jobs_in_queues"):
-        sql = QUERIES[name]
-        assert "FOR UPDATE SKIP LOCKED" in sql
-        assert "ORDER BY priority DESC, run_at, id" in sql
-    migration = migration_files()[0].sql
-    assert "(priority DESC, run_at, id)" in migration
+def test_claim_walks_order_like_the_claim_indexes() -> None:
+    assert "pgqueue.claimable_job_ids(" in QUERIES["claim_jobs"]
+    chooser = next(m.sql for m in migration_files() if m.name == "0007_claim_plan")
+    assert chooser.count("FOR UPDATE SKIP LOCKED") == 2
+    assert "ORDER BY priority DESC, run_at, id" in chooser
+    assert "ORDER BY j.priority DESC, j.run_at, j.id" in chooser
+    initial = migration_files()[0].sql
+    assert "jobs_claim_order_idx ON pgqueue.jobs (priority DESC, run_at, id)" in initial
+    assert "jobs_queue_claim_order_idx ON pgqueue.jobs (queue, priority DESC, run_at, id)" in (
+        initial)
 
 
 def test_migration_files_are_numbered_and_record_themselves() -> None:
