@@ -7,7 +7,14 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, overload
 
 from pgqueue import store
-from pgqueue.db import Database, ExternalConnection, resolve_dsn
+from pgqueue.db import (
+    Database,
+    ExternalConnection,
+    Pooler,
+    resolve_dsn,
+    resolve_listen_dsn,
+    resolve_pooler,
+)
 from pgqueue.errors import ConfigurationError, JobNotFound, UnknownTask
 from pgqueue.retry import RetryPolicy, coerce_retry
 from pgqueue.tasks import DEFAULT_QUEUE, Task
@@ -29,13 +36,20 @@ class App:
 
     `dsn` falls back to the PGQUEUE_DSN, then DATABASE_URL environment variables; nothing
     connects until first use, so an `App` can be created at import time.
+
+    Behind a transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy) pass
+    `pooler="transaction"` (or set PGQUEUE_POOLER) and give workers a direct `listen_dsn` (or
+    PGQUEUE_LISTEN_DSN) for LISTEN, which cannot work through such a pooler
+    (docs/deployment.md).
     """
 
     def __init__(
         self, dsn: str | None = None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-        pool_size: int = 10,
+        pool_size: int = 10, pooler: Pooler | None = None, listen_dsn: str | None = None,
     ) -> None:
         self._dsn = dsn
+        self._pooler = None if pooler is None else resolve_pooler(pooler)
+        self._listen_dsn = listen_dsn
         self.max_payload_bytes = max_payload_bytes
         self.pool_size = pool_size
         self.tasks: dict[str, Task[Any, Any]] = {}
@@ -58,9 +72,33 @@ class App:
         self._dsn = value
 
     @property
+    def pooler(self) -> Pooler:
+        """"transaction" behind a transaction-mode pooler: no prepared statements, no LISTEN on
+        `dsn`. The argument, else PGQUEUE_POOLER, else "none"."""
+        return resolve_pooler(self._pooler)
+
+    @pooler.setter
+    def pooler(self, value: Pooler) -> None:
+        """Set it from the CLI's --pooler; pools are reopened with it."""
+        resolve_pooler(value)  # refused before anything is closed
+        self.close()
+        self._db = None
+        self._pooler = value
+
+    @property
+    def listen_dsn(self) -> str | None:
+        """A direct connection (not through a pooler) for the worker's LISTEN: the argument,
+        else PGQUEUE_LISTEN_DSN, else None (LISTEN on `dsn` unless `pooler` forbids it)."""
+        return resolve_listen_dsn(self._listen_dsn)
+
+    @listen_dsn.setter
+    def listen_dsn(self, value: str | None) -> None:
+        self._listen_dsn = value
+
+    @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.dsn, max_size=self.pool_size)
+            self._db = Database(self.dsn, max_size=self.pool_size, pooler=self.pooler)
         return self._db
 
     @overload

@@ -88,6 +88,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
                             help="module:attr of your pgqueue.App (env PGQUEUE_APP)")
         parser.add_argument("--dsn", default=None,
                             help="database DSN (default: the app's, PGQUEUE_DSN, DATABASE_URL)")
+        parser.add_argument("--pooler", choices=["none", "transaction"], default=None,
+                            help="transaction: the DSN goes through a transaction-mode pooler "
+                                 "(PgBouncer, Supavisor, RDS Proxy): no prepared statements, "
+                                 "no LISTEN through it (env PGQUEUE_POOLER; docs/deployment.md)")
     parser.add_argument("--log-level", default=os.environ.get("PGQUEUE_LOG_LEVEL", "INFO"),
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -107,6 +111,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
                       help="run every due job, exit 0 when none is left")
     worker.add_argument("--listen", action=argparse.BooleanOptionalAction, default=True,
                         help="wake on NOTIFY (default) or only poll")
+    worker.add_argument("--listen-dsn", default=None,
+                        help="direct connection for LISTEN when the DSN goes through a pooler "
+                             "(env PGQUEUE_LISTEN_DSN; docs/deployment.md)")
     worker.add_argument("--poll-interval", type=float, default=5.0)
     worker.add_argument("--shutdown-timeout", type=float, default=30.0)
     worker.add_argument("--delete-jobs", choices=["never", "successful", "always"],
@@ -211,6 +218,8 @@ def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> i
 
         if metrics_service not in app.worker_services:
             app.worker_services.append(metrics_service)
+    if args.listen_dsn:
+        app.listen_dsn = args.listen_dsn
     return app.run_worker(
         heartbeat_interval=args.heartbeat_interval, heartbeat_timeout=args.heartbeat_timeout,
         prune_every=args.prune_every or None, retention=_retention(args),
@@ -376,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = load_app(args.app) if args.app else App()
         if args.dsn:
             app.dsn = args.dsn
+        if args.pooler:
+            app.pooler = args.pooler
         code = run_command(args, app)
     except CommandError as exc:
         print(f"pgqueue: error: {exc}", file=sys.stderr)

@@ -3,6 +3,13 @@
 This is the only module that imports psycopg. Everything else hands it a `Call` (a named query,
 its parameters and how to decode the rows) and gets typed values back, sync or async, so no
 query is written twice.
+
+Every connection opened here carries an `application_name` (`pgqueue`, or `pgqueue worker
+<name> <role>` for a worker's own), so a DBA can name and count them in `pg_stat_activity`;
+pgqueue's name replaces one set in the DSN. Behind a transaction-mode pooler (`pooler =
+"transaction"`) no connection prepares statements: the pooler hands each transaction to
+whichever server session is free, where a statement prepared on another one does not exist
+(docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import psycopg
 import psycopg.errors
@@ -34,6 +41,17 @@ ExternalConnection = Any
 
 JOBS_CHANNEL = "pgqueue_jobs"
 ABORT_CHANNEL = "pgqueue_abort"
+
+Pooler = Literal["none", "transaction"]
+"""What sits between pgqueue and Postgres: "none" (a direct connection, or a session-mode
+pooler, which keeps one server session per client) or "transaction" (PgBouncer, Supavisor, RDS
+Proxy in transaction mode: no prepared statements, no LISTEN)."""
+POOLERS: tuple[Pooler, ...] = get_args(Pooler)
+
+APPLICATION_NAME = "pgqueue"
+WorkerRole = Literal["claim", "ack", "listen", "pool"]
+_MAX_APPLICATION_NAME = 63
+"""The server keeps NAMEDATALEN - 1 bytes of an application_name and cuts the rest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +104,69 @@ def resolve_dsn(dsn: str | None) -> str:
     return resolved
 
 
+def resolve_pooler(pooler: str | None) -> Pooler:
+    """The argument, else PGQUEUE_POOLER, else "none"; any other value is refused."""
+    chosen = pooler or os.environ.get("PGQUEUE_POOLER") or "none"
+    for known in POOLERS:
+        if chosen == known:
+            return known
+    source = "" if pooler else " (PGQUEUE_POOLER)"
+    raise ConfigurationError(
+        f"pooler must be one of {', '.join(POOLERS)}, not {chosen!r}{source}")
+
+
+def resolve_listen_dsn(listen_dsn: str | None) -> str | None:
+    """The argument, else PGQUEUE_LISTEN_DSN, else None (LISTEN on the main DSN, if it can)."""
+    return listen_dsn or os.environ.get("PGQUEUE_LISTEN_DSN") or None
+
+
+def worker_application_name(worker_name: str, role: WorkerRole) -> str:
+    """`pgqueue worker <name> <role>`, within the 63 bytes the server keeps: a long name loses
+    its head, not the role, and keeps its tail, where the default host-pid name has the pid.
+    Non-ASCII characters become `?` here (the server would turn each of their bytes into one)."""
+    name = "".join(c if " " <= c <= "~" else "?" for c in worker_name)
+    prefix, suffix = "pgqueue worker ", f" {role}"
+    room = _MAX_APPLICATION_NAME - len(prefix) - len(suffix)
+    if len(name) > room:
+        name = "~" + name[len(name) - room + 1:]
+    return f"{prefix}{name}{suffix}"
+
+
+def prepare_threshold_for(pooler: Pooler, threshold: int) -> int | None:
+    """Prepare a query on its `threshold`-th run, or never behind a transaction-mode pooler."""
+    return None if pooler == "transaction" else threshold
+
+
+_POOLER_HINT = ("is a transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy) in front of "
+               "Postgres? Set pooler='transaction' (PGQUEUE_POOLER=transaction, --pooler "
+               "transaction): see docs/deployment.md")
+
+
+def _pooler_error(exc: psycopg.Error) -> ConfigurationError:
+    one_line = " ".join(str(exc).split())
+    return ConfigurationError(f"{one_line}: {_POOLER_HINT}")
+
+
 @contextmanager
 def translated_errors() -> Iterator[None]:
-    """Turn driver errors a caller can act on into pgqueue errors, keeping the cause."""
+    """Turn driver errors a caller can act on into pgqueue errors, keeping the cause.
+
+    A prepared statement missing, duplicated or of another shape is the mark of a
+    transaction-mode pooler set up as a direct connection (each transaction may run on another
+    server session; a direct session never meets these with psycopg's own statement names):
+    that is a configuration error, named with its fix."""
     try:
         yield
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName,
             psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedObject) as exc:
         raise SchemaMissing(f"pgqueue schema missing or out of date ({exc}); "
                             "run `pgqueue migrate`") from exc
+    except (psycopg.errors.DuplicatePreparedStatement,
+            psycopg.errors.InvalidSqlStatementName) as exc:
+        raise _pooler_error(exc) from exc
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        if isinstance(exc, psycopg.errors.ProtocolViolation) and "prepared statement" in str(exc):
+            raise _pooler_error(exc) from exc
         one_line = " ".join(str(exc).split())
         raise DatabaseUnavailable(f"database unavailable: {one_line}") from exc
 
@@ -121,17 +192,20 @@ def run_on(connection: ExternalConnection, call: Call[T]) -> T:
             return _execute_sync(cursor, call)
 
 
-def connect(conninfo: str, *, autocommit: bool = True, prepare_threshold: int = 5) -> Connection:
+def connect(conninfo: str, *, autocommit: bool = True, prepare_threshold: int | None = 5,
+            application_name: str = APPLICATION_NAME) -> Connection:
     with translated_errors():
         return psycopg.connect(conninfo, autocommit=autocommit, row_factory=dict_row,
-                               prepare_threshold=prepare_threshold)
+                               prepare_threshold=prepare_threshold,
+                               application_name=application_name)
 
 
-async def aconnect(conninfo: str, *, autocommit: bool = True) -> AsyncConnection:
+async def aconnect(conninfo: str, *, autocommit: bool = True, prepare_threshold: int | None = 1,
+                   application_name: str = APPLICATION_NAME) -> AsyncConnection:
     with translated_errors():
         return await psycopg.AsyncConnection.connect(
-            conninfo, autocommit=autocommit, row_factory=dict_row, prepare_threshold=1
-        )
+            conninfo, autocommit=autocommit, row_factory=dict_row,
+            prepare_threshold=prepare_threshold, application_name=application_name)
 
 
 class Database:
@@ -143,9 +217,14 @@ class Database:
     lane busy (concurrent threads) fall back to the pool, so connections stay bounded.
     """
 
-    def __init__(self, conninfo: str, *, max_size: int = 10) -> None:
+    def __init__(self, conninfo: str, *, max_size: int = 10, pooler: Pooler = "none",
+                 application_name: str = APPLICATION_NAME) -> None:
         self.conninfo = conninfo
         self.max_size = max_size
+        self.pooler = pooler
+        self.application_name = application_name
+        """Carried by the connections opened from now on: a worker names the pool of its own
+        app before first use (`pgqueue worker <name> pool`)."""
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._apool: psycopg_pool.AsyncConnectionPool | None = None
         self._lane: Connection | None = None
@@ -153,12 +232,15 @@ class Database:
         self._lane_lock = threading.Lock()
 
     def _pool_kwargs(self) -> dict[str, Any]:
-        return {"autocommit": True, "row_factory": dict_row, "prepare_threshold": 1}
+        return {"autocommit": True, "row_factory": dict_row,
+                "prepare_threshold": prepare_threshold_for(self.pooler, 1),
+                "application_name": self.application_name}
 
     @property
     def pool(self) -> psycopg_pool.ConnectionPool:
         if self._pool is None:
-            with connect(self.conninfo):
+            with connect(self.conninfo, prepare_threshold=None,
+                         application_name=self.application_name):
                 pass  # fail fast with the driver's own message instead of a pool timeout
             self._pool = psycopg_pool.ConnectionPool(
                 self.conninfo, min_size=1, max_size=self.max_size, open=False,
@@ -170,7 +252,9 @@ class Database:
 
     async def apool(self) -> psycopg_pool.AsyncConnectionPool:
         if self._apool is None:
-            await (await aconnect(self.conninfo)).close()  # fail fast, as in `pool`
+            probe = await aconnect(self.conninfo, prepare_threshold=None,
+                                   application_name=self.application_name)
+            await probe.close()  # fail fast, as in `pool`
             apool = psycopg_pool.AsyncConnectionPool(
                 self.conninfo, min_size=1, max_size=self.max_size, open=False,
                 kwargs=self._pool_kwargs(), timeout=10, name="pgqueue-async",
@@ -209,7 +293,9 @@ class Database:
             self._close_lane()
             # After a fork the parent's socket is not ours: open our own (psycopg leaves the
             # inherited one alone when it is garbage collected).
-            lane = self._lane = connect(self.conninfo, prepare_threshold=1)
+            lane = self._lane = connect(
+                self.conninfo, prepare_threshold=prepare_threshold_for(self.pooler, 1),
+                application_name=self.application_name)
             self._lane_pid = os.getpid()
         try:
             return run_on(lane, call)
@@ -282,11 +368,16 @@ async def atransaction(connection: AsyncConnection) -> AsyncIterator[None]:
 
 
 class Listener:
-    """The dedicated LISTEN connection of a worker; `wait` returns the notifications that came."""
+    """The dedicated LISTEN connection of a worker; `wait` returns the notifications that came.
 
-    def __init__(self, conninfo: str, channels: tuple[str, ...]) -> None:
+    It must be a direct session (a transaction-mode pooler would run LISTEN on one server
+    session and hand it to other clients after). It runs nothing worth preparing."""
+
+    def __init__(self, conninfo: str, channels: tuple[str, ...], *,
+                 application_name: str = APPLICATION_NAME) -> None:
         self.conninfo = conninfo
         self.channels = channels
+        self.application_name = application_name
         self._conn: AsyncConnection | None = None
 
     @property
@@ -295,7 +386,8 @@ class Listener:
 
     async def connect(self) -> None:
         await self.close()
-        conn = await aconnect(self.conninfo)
+        conn = await aconnect(self.conninfo, prepare_threshold=None,
+                              application_name=self.application_name)
         with translated_errors():
             for channel in self.channels:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))

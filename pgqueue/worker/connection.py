@@ -13,6 +13,9 @@ every acknowledgement (a durable commit) flushes the claims before it. It takes 
 every claim round trip: +30% jobs/s at concurrency 10. The queries themselves say so, scoped to
 their own transaction (`set_config(..., true)` in pgqueue/sql/queries.sql), never the session:
 a session setting would leak through a transaction-mode pooler to other clients.
+
+Each connection is named `pgqueue worker <name> claim|ack` for `pg_stat_activity`, and behind a
+transaction-mode pooler it prepares nothing (pgqueue.db explains why): both come from the app.
 """
 
 from __future__ import annotations
@@ -20,10 +23,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from pgqueue.db import AsyncConnection, Call, aconnect, arun_on, atransaction
+from pgqueue.db import (
+    APPLICATION_NAME,
+    AsyncConnection,
+    Call,
+    Pooler,
+    WorkerRole,
+    aconnect,
+    arun_on,
+    atransaction,
+    prepare_threshold_for,
+    worker_application_name,
+)
 from pgqueue.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from pgqueue.app import App
 
 T = TypeVar("T")
 
@@ -31,9 +48,18 @@ CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a new connection, as the pool waits for one."""
 
 
+def worker_connection(app: App, worker_name: str, role: WorkerRole) -> DedicatedConnection:
+    """The claim or acknowledgement connection of a worker of `app`."""
+    return DedicatedConnection(app.dsn, pooler=app.pooler,
+                               application_name=worker_application_name(worker_name, role))
+
+
 class DedicatedConnection:
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, pooler: Pooler = "none",
+                 application_name: str = APPLICATION_NAME) -> None:
         self.conninfo = conninfo
+        self.pooler = pooler
+        self.application_name = application_name
         self._conn: AsyncConnection | None = None
         self.connects = 0
         """Connections opened so far (1 for a worker whose database never failed it)."""
@@ -63,7 +89,9 @@ class DedicatedConnection:
     async def _connect(self) -> AsyncConnection:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                self._conn = await aconnect(self.conninfo)
+                self._conn = await aconnect(
+                    self.conninfo, prepare_threshold=prepare_threshold_for(self.pooler, 1),
+                    application_name=self.application_name)
         except TimeoutError as exc:
             raise DatabaseUnavailable(
                 f"database unavailable: no connection within {CONNECT_TIMEOUT:g}s") from exc

@@ -1,6 +1,14 @@
 """The worker's LISTEN connection: wake-ups for new jobs, abort requests for running ones.
 Notifications are only a fast path; the claim loop's poll and the heartbeat cover any missed
-while the connection was down, and a reconnect wakes the claim loop to catch up."""
+while the connection was down, and a reconnect wakes the claim loop to catch up.
+
+LISTEN needs a session of its own on the server. A transaction-mode pooler gives none: LISTEN
+succeeds on whichever server session runs it, which then serves other clients, and nothing is
+ever received. So behind one (`pooler="transaction"`) the worker LISTENs on the app's direct
+`listen_dsn`, or, without one, says so once and relies on polling. The setting is explicit:
+a NOTIFY the listener sends itself does come back through PgBouncer, so proving LISTEN would
+take a probe from a second session and a timeout on every connect (docs/deployment.md).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +18,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pgqueue.db import ABORT_CHANNEL, JOBS_CHANNEL, Listener
+from pgqueue.db import ABORT_CHANNEL, JOBS_CHANNEL, Listener, worker_application_name
 from pgqueue.errors import DatabaseUnavailable
 from pgqueue.logs import log_event
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 
 if TYPE_CHECKING:
+    from pgqueue.app import App
     from pgqueue.worker.runner import Worker
 
 logger = logging.getLogger("pgqueue.worker")
@@ -32,8 +41,27 @@ def concerns_queues(payload: str, queues: Sequence[str] | None) -> bool:
     return any(queue in notified for queue in queues)
 
 
+def listen_conninfo(app: App) -> str | None:
+    """Where to LISTEN: the listen DSN, else the DSN unless it goes through a transaction-mode
+    pooler; None when there is nowhere."""
+    if app.listen_dsn:
+        return app.listen_dsn
+    return app.dsn if app.pooler == "none" else None
+
+
 async def listen_service(worker: Worker) -> None:
-    listener = Listener(worker.app.dsn, (JOBS_CHANNEL, ABORT_CHANNEL))
+    """Returns at once (after one log line) when there is nowhere to LISTEN: the claim loop's
+    poll and the heartbeat then do the listener's work, more slowly."""
+    conninfo = listen_conninfo(worker.app)
+    if conninfo is None:
+        log_event(logger, logging.WARNING, "listener.disabled",
+                  reason="LISTEN cannot work through a transaction-mode pooler",
+                  wake_up="polling", poll_interval_s=worker.options.poll_interval,
+                  fix="set --listen-dsn or PGQUEUE_LISTEN_DSN to a direct connection")
+        worker.ready.set()
+        return
+    listener = Listener(conninfo, (JOBS_CHANNEL, ABORT_CHANNEL),
+                        application_name=worker_application_name(worker.name, "listen"))
     backoff = Backoff()
     try:
         while True:
