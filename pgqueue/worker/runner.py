@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,8 @@ class Worker:
         self.running: dict[int, RunningJob] = {}
         self.prefetched: collections.deque[ClaimedJob] = collections.deque()
         """Claimed jobs waiting for a slot (options.prefetch); heartbeats cover them too."""
+        self.left_running: list[RunningJob] = []
+        """Jobs that ended during shutdown while their sync task still ran in its thread."""
         self.observers: list[Any] = []
         """Told about claims, acknowledgements and finished jobs (pgqueue.worker.observers)."""
         self._threads = concurrent.futures.ThreadPoolExecutor(
@@ -113,9 +116,9 @@ class Worker:
             self._threads.shutdown(wait=False, cancel_futures=True)
             await self.app.db.aclose()
             log_event(logger, logging.INFO, "worker.stopped", worker=self.name)
-        if self.services.failed is not None:
-            return EXIT_SERVICE_FAILED
-        return EXIT_OK
+        code = EXIT_OK if self.services.failed is None else EXIT_SERVICE_FAILED
+        self._exit_if_tasks_outlive_their_jobs(code)
+        return code
 
     def _services(self) -> list[Service]:
         """Every background service, supervised one way (pgqueue.worker.services)."""
@@ -135,6 +138,24 @@ class Worker:
         services.extend(Service(getattr(service, "__name__", "service"),
                                 functools.partial(service, self)) for service in extra)
         return services
+
+    def _exit_if_tasks_outlive_their_jobs(self, code: int) -> None:
+        """Jobs released at the shutdown timeout or on a second signal are back in `queued`,
+        where another worker may start them (a timed-out one may be retried); a sync task still
+        running one in a thread (Python cannot stop a thread) would run it twice at once, and
+        would keep the process alive. The process ends here, whichever entry point runs the
+        worker (CLI, Django command, embedded `run()`)."""
+        outliving = [r.job.id for r in self.left_running
+                     if r.thread_future is not None and not r.thread_future.done()]
+        if not outliving:
+            return
+        log_event(logger, logging.CRITICAL, "worker.exit_forced", worker=self.name,
+                  job_ids=",".join(map(str, outliving)),
+                  note="sync tasks still run jobs given back to the queue: ending the process")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     def stop_threadsafe(self) -> None:
         """request_stop() from another thread (a worker embedded in a program or a test)."""
@@ -230,8 +251,11 @@ class Worker:
             self.completer.submit(outcome)
         self._log_outcome(outcome, duration)
         thread = running.thread_future
-        if thread is not None and not thread.done() and not self.stopping:
-            await _quietly(thread)
+        if thread is not None and not thread.done():
+            if self.stopping:
+                self.left_running.append(running)
+            else:
+                await _quietly(thread)
         self.running.pop(job.id, None)
         if self.prefetched and not self.stopping:
             self.start_job(self.prefetched.popleft())

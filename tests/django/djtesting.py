@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.helpers import wait_until
 
-__all__ = ["HERE", "DjangoDatabase", "manage", "wait_until"]
+__all__ = ["HERE", "DjangoDatabase", "manage", "spawn_manage", "wait_until"]
 
 HERE = Path(__file__).resolve().parent
 ENV_VAR = "PGQUEUE_TEST_DJANGO_DATABASE"
@@ -35,3 +35,11 @@ def manage(database: DjangoDatabase, *args: str, timeout: float = 60,
     return subprocess.run(
         [sys.executable, str(HERE / "manage.py"), *args], capture_output=True, text=True,
         timeout=timeout, env={**database.env(), **(env or {})}, cwd=HERE)
+
+
+def spawn_manage(database: DjangoDatabase, *args: str, log: Path) -> subprocess.Popen[str]:
+    """Start manage.py in the background, its output to `log` (a long-running worker)."""
+    with log.open("w") as output:
+        return subprocess.Popen([sys.executable, str(HERE / "manage.py"), *args], text=True,
+                                stdout=output, stderr=subprocess.STDOUT, env=database.env(),
+                                cwd=HERE)

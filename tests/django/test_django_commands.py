@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 import json
 import re
+import signal
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from djtesting import manage
+from djtesting import manage, spawn_manage, wait_until
 
 from pgqueue import cli
 from pgqueue.contrib.django.background.models import Task
@@ -116,3 +117,31 @@ def test_migration_guide_moves_pending_tasks_from_the_old_table(clean_jobs) -> N
     assert (moved.task_name, moved.params(), moved.verbose_name, moved.priority,
             moved.repeat, moved.queue, moved.max_attempts) == (
         "newsletter.tasks.notify_user", ([7], {}), "Notify 7", 3, 3600, "default", 25)
+
+
+@pytest.mark.parametrize("command", [
+    ("pgqueue", "--log-level", "INFO", "worker", "--shutdown-timeout", "0.5"),
+    ("process_tasks", "--log-level", "INFO"),
+], ids=["pgqueue worker", "process_tasks"])
+def test_a_stopped_worker_releases_a_job_its_sync_task_will_not_leave_and_exits(
+    clean_jobs, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """The released job is back in `queued` for another worker: the process must not live on
+    with the task still running it (the second signal, or the shutdown timeout, ends it)."""
+    from shop.models import Order
+    from shop.tasks import sleeps_ignoring_abort
+
+    Order.objects.create(reference="sleeping")
+    job_id = sleeps_ignoring_abort.defer(600)
+    log = tmp_path / "worker.log"
+    worker = spawn_manage(clean_jobs, *command, log=log)
+    wait_until(lambda: Order.objects.get(reference="sleeping").emailed, timeout=30,
+               message="the task to start")
+    worker.send_signal(signal.SIGTERM)
+    wait_until(lambda: "worker.stopping" in log.read_text(), timeout=10,
+               message="the first signal to be handled")
+    worker.send_signal(signal.SIGINT)  # at once, as an impatient operator does
+    worker.wait(timeout=20)
+    assert "worker.exit_forced" in log.read_text(), log.read_text()
+    job = Job.objects.get(pk=job_id)
+    assert (job.state, job.attempts) == ("queued", 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from pgqueue.contrib.django.app import app
 from pgqueue.contrib.django.tasks_api import task
 from shop.models import Order
@@ -12,6 +14,13 @@ def email_order(reference: str) -> str:
     """A native pgqueue task that writes through the ORM in the worker thread."""
     Order.objects.filter(reference=reference).update(emailed=True)
     return reference
+
+
+@app.task(retry=False)
+def sleeps_ignoring_abort(seconds: float) -> None:
+    """A sync task that never checks should_abort(): a shutdown can only release its job."""
+    Order.objects.filter(reference="sleeping").update(emailed=True)
+    time.sleep(seconds)
 
 
 @task
