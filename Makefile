@@ -35,6 +35,7 @@ lint: $(VENV)/.installed
 
 test: $(VENV)/.installed lint
 	$(ENGINE_SERVER) PGQUEUE_PYTHON=$(PY) scripts/ensure-postgres.sh test
+	scripts/ensure-pgbouncer.sh
 	$(ENGINE_SERVER) $(PY) -m pytest --ignore=tests/django
 	scripts/test-django-matrix.sh
 

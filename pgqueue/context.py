@@ -46,7 +46,9 @@ class JobContext:
         task with nothing written, a crash after it cannot rerun it. Raises `ClaimLost` (and
         rolls back) if the job was rescued or cancelled meanwhile. The task's return value is
         not stored for such a job."""
-        with db.connect(self.conninfo, autocommit=False) as conn:
+        # A connection for one transaction: nothing worth preparing, and nothing a
+        # transaction-mode pooler could hand to another client.
+        with db.connect(self.conninfo, autocommit=False, prepare_threshold=None) as conn:
             with db.translated_errors(), conn.transaction():
                 yield conn
                 landed = db.run_on(conn, store.mark_succeeded(

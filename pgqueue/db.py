@@ -29,7 +29,12 @@ import psycopg_pool
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
-from pgqueue.errors import ConfigurationError, DatabaseUnavailable, SchemaMissing
+from pgqueue.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    ReadOnlyDatabase,
+    SchemaMissing,
+)
 from pgqueue.queries import query
 
 T = TypeVar("T")
@@ -164,6 +169,11 @@ def translated_errors() -> Iterator[None]:
     except (psycopg.errors.DuplicatePreparedStatement,
             psycopg.errors.InvalidSqlStatementName) as exc:
         raise _pooler_error(exc) from exc
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        # Read-only in a way pgqueue.readonly could not see coming (the server did not report
+        # it). The primary message only: str(exc) adds the PL/pgSQL context of prune() etc.
+        reason = exc.diag.message_primary or str(exc).splitlines()[0]
+        raise ReadOnlyDatabase(f"read-only: {reason}; point the DSN at the primary") from exc
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
         if isinstance(exc, psycopg.errors.ProtocolViolation) and "prepared statement" in str(exc):
             raise _pooler_error(exc) from exc

@@ -14,7 +14,7 @@ from typing import Any
 
 from pgqueue import store
 from pgqueue.db import Call, arun_on
-from pgqueue.errors import DatabaseUnavailable, UnrecordableOutcome
+from pgqueue.errors import ConfigurationError, DatabaseUnavailable, UnrecordableOutcome
 from pgqueue.logs import log_event
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 from pgqueue.worker.connection import DedicatedConnection
@@ -89,6 +89,8 @@ class Completer:
                 await self._back_off(backoff, chunk, exc)
                 chunks.append(chunk)
                 continue
+            except ConfigurationError:
+                raise  # not this outcome's fault: the service dies and supervision decides
             except Exception as exc:
                 raise_if_cancelling()
                 refused = exc

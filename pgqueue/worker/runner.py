@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgqueue import store
 from pgqueue.context import JobContext
+from pgqueue.db import worker_application_name
 from pgqueue.errors import DatabaseUnavailable, JobAborted
 from pgqueue.logs import log_event
 from pgqueue.maintenance.rescue import rescue_service
@@ -33,7 +34,7 @@ from pgqueue.retry import RetryPolicy
 from pgqueue.types import ClaimedJob
 from pgqueue.worker.claiming import claim_loop
 from pgqueue.worker.completer import Completer
-from pgqueue.worker.connection import DedicatedConnection
+from pgqueue.worker.connection import worker_connection
 from pgqueue.worker.executor import RunningJob, StopReason, classify_failure, execute
 from pgqueue.worker.heartbeat import heartbeat_service
 from pgqueue.worker.notifications import listen_service
@@ -88,9 +89,10 @@ class Worker:
         self.slot_freed = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.check_aborts = asyncio.Event()
-        self.claim_connection = DedicatedConnection(self.app.dsn)
-        self.completer = Completer(DedicatedConnection(self.app.dsn), self.options.delete_jobs,
-                                   self.observers)
+        self.app.db.application_name = worker_application_name(self.name, "pool")
+        self.claim_connection = worker_connection(self.app, self.name, "claim")
+        self.completer = Completer(worker_connection(self.app, self.name, "ack"),
+                                   self.options.delete_jobs, self.observers)
         await self.register()
         loop = self.loop = asyncio.get_running_loop()
         handled = self._install_signal_handlers(loop)

@@ -90,9 +90,6 @@ def test_migrate_on_a_current_replica_has_nothing_to_do(replication: Replication
     assert apply_migrations(replication.standby_dsn) == []
 
 
-@pytest.mark.xfail(strict=True, raises=psycopg.errors.ReadOnlySqlTransaction,
-                   reason="needs db.translated_errors() to translate ReadOnlySqlTransaction "
-                          "(issue 11 point 6): remove this mark once it does")
 def test_writes_on_a_replica_raise_read_only_database(replication: Replication) -> None:
     """Where the server does not report its read-only state (PostgreSQL < 14, some poolers) the
     first write is what fails: it must fail as ReadOnlyDatabase, for the embedded worker too."""

@@ -84,7 +84,8 @@ class DjangoApp(App):
             if self._db is not None:
                 self._db.close()
             self.pool_size = self._pool_size or conf.pool_size()
-            self._db = DjangoDatabase(conninfo, alias=alias, max_size=self.pool_size)
+            self._db = DjangoDatabase(conninfo, alias=alias, max_size=self.pool_size,
+                                      pooler=self.pooler)
         return self._db
 
     def _resolve_task(self, name: str) -> Task[Any, Any] | None:

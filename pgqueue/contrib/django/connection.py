@@ -15,7 +15,15 @@ from django.db import Error as DjangoDatabaseError
 from django.db import close_old_connections, connections
 from django.utils.connection import ConnectionDoesNotExist
 
-from pgqueue.db import Call, Copy, Database, ExternalConnection, copy_with, translated_errors
+from pgqueue.db import (
+    Call,
+    Copy,
+    Database,
+    ExternalConnection,
+    Pooler,
+    copy_with,
+    translated_errors,
+)
 from pgqueue.errors import ConfigurationError, PgQueueError
 
 T = TypeVar("T")
@@ -114,8 +122,9 @@ class DjangoDatabase(Database):
     From a thread running an event loop (where Django forbids sync queries) calls use the pool.
     """
 
-    def __init__(self, conninfo: str, *, alias: str, max_size: int = 10) -> None:
-        super().__init__(conninfo, max_size=max_size)
+    def __init__(self, conninfo: str, *, alias: str, max_size: int = 10,
+                 pooler: Pooler = "none") -> None:
+        super().__init__(conninfo, max_size=max_size, pooler=pooler)
         self.alias = alias
 
     def run(self, call: Call[T], connection: ExternalConnection | None = None) -> T:
