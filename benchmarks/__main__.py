@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import check, metrics, report, run
+from benchmarks import systems as systems_module
 from benchmarks.systems import all_systems
 
 
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--metrics", default=None,
                          help="comma-separated subset of: " + ",".join(run.METRICS))
     run_cmd.add_argument("--out", type=Path, default=run.RESULTS)
+    run_cmd.add_argument("--analyze-after-seed", action="store_true",
+                         help="ANALYZE after seeding (fresh statistics; by default they are "
+                              "left as a burst leaves them)")
     run_cmd.add_argument("--engine", default=None, metavar="GIT_REF",
                          help="measure this commit's pgqueue (a frozen copy), not the working "
                               "tree other people may be editing")
@@ -45,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
             systems = [s for s in systems if s.name in wanted]
         chosen = args.metrics.split(",") if args.metrics else list(run.METRICS)
+        systems_module.ANALYZE_AFTER_SEED = args.analyze_after_seed
         run.run(systems, sizes, mode, chosen, args.out, engine=args.engine)
         return 0
     if args.command == "check":

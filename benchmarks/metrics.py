@@ -1,4 +1,4 @@
-"""The seven metrics of issue 6, each a function of (system, sizes) returning plain dicts.
+"""The metrics of issues 6 and 11, each a function of (system, sizes) returning plain dicts.
 
 Times come from the task records (`benchmarks.record`): a run starts when the harness spawns the
 worker and ends at the last job's recorded time, so worker start-up (imports, connecting) is
@@ -7,6 +7,7 @@ counted, as a user sees it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import progress, record, stats
+from benchmarks import pg, progress, record, stats
 from benchmarks.procs import BenchError, Worker
-from benchmarks.systems import System
+from benchmarks.systems import System, redis_command
 
 WARMUP_INDEX = 99_999_999
 LOGS = Path(tempfile.gettempdir()) / "pgqueue-bench-logs"
@@ -44,7 +45,12 @@ class Sizes:
     backlog_cap_s: float
     backlog_reps: int
     processes: tuple[int, ...]
+    idle_s: float = 10.0
+    """Length of the idle-cost window (after IDLE_SETTLE_S past the warm-up job)."""
 
+
+IDLE_SETTLE_S = 3.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 QUICK = Sizes(reps=1, single=300, bulk=5000, bulk_loop=2000, throughput=3000,
               throughput_cap_s=8, concurrencies=(1, 10, 100), latency_jobs=40,
@@ -83,8 +89,11 @@ def _log(system: System, what: str) -> Path:
 
 
 def start_worker(system: System, records: Records, concurrency: int,
-                 processes: int = 1) -> Worker:
+                 processes: int = 1, listen_only: bool = False) -> Worker:
+    """`listen_only`: with the system's latency flags (poll safety net past the measurement)."""
     argv = system.worker_argv(system.python, concurrency)
+    if listen_only:
+        argv = [*argv, *system.latency_flags]
     return Worker(argv, system.env(records.path, concurrency),
                   _log(system, f"worker-c{concurrency}"), processes=processes)
 
@@ -106,7 +115,7 @@ def enqueue(system: System, sizes: Sizes) -> dict[str, Any]:
     system.reset()
     single = system.produce("single", sizes.single, 0)
     system.reset()
-    bulk_n = sizes.bulk if system.name in ("pgqueue", "raw", "procrastinate") \
+    bulk_n = sizes.bulk if system.name.startswith(("pgqueue", "raw", "procrastinate")) \
         else sizes.bulk_loop
     bulk = system.produce("bulk", bulk_n, 0)
     system.reset()
@@ -199,7 +208,7 @@ def _latencies(records: Records) -> tuple[list[float], int]:
 def wakeup_latency(system: System, sizes: Sizes, concurrency: int = 10) -> dict[str, Any]:
     system.reset()
     records = Records()
-    worker = start_worker(system, records, concurrency)
+    worker = start_worker(system, records, concurrency, listen_only=True)
     try:
         _warm_worker(system, records, worker)
         system.produce("spaced", sizes.latency_jobs, sizes.latency_gap_s, 0,
@@ -216,7 +225,7 @@ def steady_load(system: System, sizes: Sizes, rate: int,
                 concurrency: int = 10) -> dict[str, Any]:
     system.reset()
     records = Records()
-    worker = start_worker(system, records, concurrency)
+    worker = start_worker(system, records, concurrency, listen_only=True)
     try:
         _warm_worker(system, records, worker)
         produced = system.produce("paced", rate, sizes.steady_s, 0, record_dir=records.path,
@@ -233,6 +242,72 @@ def steady_load(system: System, sizes: Sizes, rate: int,
     return {**stats.summary_ms(latencies), "missing": missing, "offered_per_s": offered,
             "backlog_at_end": backlog_at_end, "keeps_up": drained and offered >= 0.95 * rate,
             "drain_s": drain_s if drained else None}
+
+
+# -- 8. idle cost (issue 11) ---------------------------------------------------------------
+
+
+def _committed_transactions(system: System) -> int | None:
+    """Commits + rollbacks of the system's database, read from the admin database so the
+    reading is not counted (None for Celery, whose worker does not use Postgres)."""
+    if system.name == "celery":
+        return None
+    rows = pg.execute(pg.admin_of(system.dsn), "SET stats_fetch_consistency = none",
+                      "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                      f"WHERE datname = '{system.database}'")
+    return int(rows[0][0])
+
+
+def _redis_commands() -> int:
+    reply = redis_command("INFO", "stats").decode(errors="replace")
+    for line in reply.splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":", 1)[1])
+    return 0
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / CLOCK_TICKS
+
+
+def idle_cost(system: System, sizes: Sizes, concurrency: int = 10) -> dict[str, Any]:
+    """An idle worker (its benchmark configuration, default poll intervals): transactions/s
+    its database commits and the share of a core its process tree uses, over `idle_s` with
+    an empty queue after one warm-up job. The stats collector publishes a backend's counts
+    when it goes idle (within ~1 s) or, for a silent one, up to 10 s later: long-lived
+    sessions' last second may fall outside the window, which is why it is 10 s long."""
+    system.reset()
+    records = Records()
+    worker = start_worker(system, records, concurrency)
+    try:
+        _warm_worker(system, records, worker)
+        time.sleep(IDLE_SETTLE_S)
+        pids = worker.pids()
+        transactions, cpu, started = _committed_transactions(system), _cpu_seconds(pids), \
+            time.monotonic()
+        redis = _redis_commands() if system.name == "celery" else None
+        time.sleep(sizes.idle_s)  # the measurement: nothing to wait for but time
+        elapsed = time.monotonic() - started
+        cpu_share = (_cpu_seconds(pids) - cpu) / elapsed
+        after = _committed_transactions(system)
+        redis_after = _redis_commands() if system.name == "celery" else None
+        worker.check_alive()
+    finally:
+        worker.stop()
+        records.close()
+    return {"transactions_per_s": None if transactions is None or after is None
+            else (after - transactions) / elapsed,
+            "redis_commands_per_s": None if redis is None or redis_after is None
+            else (redis_after - redis) / elapsed,
+            "cpu_percent": 100 * cpu_share, "seconds": elapsed}
 
 
 def median_runs(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:

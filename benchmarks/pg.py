@@ -63,6 +63,11 @@ def fresh_database(admin_dsn: str, name: str) -> str:
     return make_conninfo(admin_dsn, dbname=name)
 
 
+def admin_of(dsn: str) -> str:
+    """The same server's `postgres` database (to read a database's statistics from outside)."""
+    return make_conninfo(dsn, dbname="postgres")
+
+
 def drop_database(admin_dsn: str, name: str) -> None:
     with connect(admin_dsn) as conn:
         conn.execute(_drop(name))

@@ -13,9 +13,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-ORDER = ("pgqueue", "pgqueue-prefetch", "raw", "procrastinate", "django-tasks-db",
-         "background-tasks", "celery")
-COLORS = {"pgqueue": "#2b6cb0", "pgqueue-prefetch": "#63b3ed", "raw": "#a0aec0",
+ORDER = ("pgqueue", "pgqueue-def", "pgqueue-prefetch", "raw", "procrastinate",
+         "django-tasks-db", "background-tasks", "celery")
+COLORS = {"pgqueue": "#2b6cb0", "pgqueue-def": "#2c5282", "pgqueue-prefetch": "#63b3ed",
+          "raw": "#a0aec0",
           "procrastinate": "#dd6b20", "django-tasks-db": "#38a169",
           "background-tasks": "#805ad5", "celery": "#c53030"}
 

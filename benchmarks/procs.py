@@ -80,6 +80,10 @@ class Worker:
     def peak_rss_mib(self) -> float:
         return sum(self._peaks.values()) / 1024 / max(1, len(self.procs))
 
+    def pids(self) -> list[int]:
+        """Every process of the worker(s), children included."""
+        return [pid for proc in self.procs for pid in _tree(proc.pid)]
+
     def check_alive(self) -> None:
         for proc in self.procs:
             if proc.poll() is not None:

@@ -9,7 +9,7 @@ from typing import Any
 from benchmarks import envs
 
 PEERS = ("procrastinate", "django-tasks-db", "background-tasks", "celery")
-ORDER = ("pgqueue", "pgqueue-prefetch", "raw", *PEERS)
+ORDER = ("pgqueue", "pgqueue-def", "pgqueue-prefetch", "raw", *PEERS)
 
 
 def _get(results: dict[str, Any], *path: str) -> float | None:
@@ -44,6 +44,15 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "bulk_enqueue_vs_raw_copy": _ratio(_get(results, "enqueue", "pgqueue", "bulk_per_s"),
                                            _get(results, "enqueue", "raw", "bulk_per_s")),
     }
+    for c in ("1", "10", "100"):
+        ratios[f"throughput_c{c}_def_vs_procrastinate"] = _ratio(tp("pgqueue-def", c),
+                                                                 tp("procrastinate", c))
+        ratios[f"throughput_c{c}_async_vs_procrastinate"] = _ratio(tp("pgqueue", c),
+                                                                   tp("procrastinate", c))
+        ratios[f"throughput_c{c}_def_vs_async"] = _ratio(tp("pgqueue-def", c), tp("pgqueue", c))
+    for key in ("p50", "p95", "p99"):
+        ratios[f"wakeup_{key}_vs_procrastinate"] = _ratio(
+            _get(results, "wakeup", "pgqueue", key), _get(results, "wakeup", "procrastinate", key))
     backlog = results.get("backlog", {}).get("pgqueue", {})
     sizes = sorted((int(k.split("_")[1]), k) for k in backlog if k.startswith("waiting_"))
     if sizes:
@@ -113,6 +122,16 @@ def markdown(results: dict[str, Any]) -> str:
                  f"{results['machine']['cpus']} CPUs, Python {results['machine']['python']}; "
                  f"run took {results.get('duration_s', 0) / 60:.1f} min. "
                  "Medians of the repetitions; ratios are within this run.")
+    load = results.get("load_average", {})
+    if load:
+        lines.append("")
+        lines.append("Load average (1/5/15 min) at the start: "
+                     + " / ".join(f"{x:.2f}" for x in load.get("start", ()))
+                     + "; at the end: " + " / ".join(f"{x:.2f}" for x in load.get("end", ()))
+                     + f" ({results['machine']['cpus']} cores, shared with other users).")
+    if results.get("statistics"):
+        lines.append("")
+        lines.append(f"Table statistics: {results['statistics']}.")
     engine = results.get("engine", {})
     if engine:
         lines.append("")
@@ -149,12 +168,31 @@ def markdown(results: dict[str, Any]) -> str:
     wake = results.get("wakeup", {})
     if wake:
         lines += ["## Wake-up latency (ms, commit → task's first line, idle worker)", "",
-                  "| system | p50 | p95 | p99 | max |", "|---|---|---|---|---|"]
+                  "| system | p50 | p95 | p99 | max | what wakes the worker |",
+                  "|---|---|---|---|---|---|"]
         for s in systems:
             if s in wake:
+                woken = results["systems"][s].get("woken_by") or "-"
                 lines.append(f"| {label[s]} | " + " | ".join(
-                    _cell(wake[s], k, 1) for k in ("p50", "p95", "p99", "max")) + " |")
+                    _cell(wake[s], k, 1) for k in ("p50", "p95", "p99", "max"))
+                    + f" | {woken} |")
         lines.append("")
+    idle = results.get("idle", {})
+    if idle:
+        lines += ["## Idle worker cost (empty queue, c=10, default poll settings)", "",
+                  "| system | transactions/s | CPU % of a core (worker process) |",
+                  "|---|---|---|"]
+        for s in systems:
+            node = idle.get(s)
+            if not isinstance(node, dict):
+                continue
+            tps = _cell(node, "transactions_per_s", 1)
+            if node.get("transactions_per_s") is None and node.get("redis_commands_per_s"):
+                tps = f"0 (Redis: {node['redis_commands_per_s']:,.1f} commands/s)"
+            lines.append(f"| {label[s]} | {tps} | {_cell(node, 'cpu_percent', 1)} |")
+        lines += ["", "Transactions: `xact_commit + xact_rollback` of the system's database "
+                  "(pg_stat_database) over the window; CPU: utime + stime of the worker's "
+                  "process tree (/proc), Postgres backends not included.", ""]
     steady = results.get("steady", {})
     if steady:
         lines += ["## Steady load (c=10; latency ms)", "",

@@ -20,7 +20,7 @@ from benchmarks.procs import BenchError
 from benchmarks.systems import System, redis_running
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METRICS = ("enqueue", "throughput", "wakeup", "backlog", "steady", "processes")
+METRICS = ("enqueue", "throughput", "wakeup", "idle", "backlog", "steady", "processes")
 
 
 def ensure_redis() -> None:
@@ -70,6 +70,10 @@ def run(systems: Sequence[System], sizes: Sizes, mode: str, chosen: Sequence[str
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
         "systems": {}, "versions": {}, "engine": _engine(engine),
+        "load_average": {"start": os.getloadavg()},
+        "statistics": "analyzed after seeding" if systems_module.ANALYZE_AFTER_SEED else
+                      "as a burst leaves them: analyzed once on the empty schema, never after "
+                      "seeding (autovacuum off)",
     }
     with pg.server() as admin_dsn:
         results["postgres"] = pg.server_settings(admin_dsn)
@@ -78,7 +82,8 @@ def run(systems: Sequence[System], sizes: Sizes, mode: str, chosen: Sequence[str
         for system in systems:
             progress.say(f"preparing {system.name} (venv, database {system.database})")
             system.prepare(admin_dsn)
-            results["systems"][system.name] = {"label": system.label, "config": system.config}
+            results["systems"][system.name] = {"label": system.label, "config": system.config,
+                                               "woken_by": system.woken_by}
             if system.venv:
                 results["versions"][system.name] = envs.versions(system.venv)
         started = time.monotonic()
@@ -88,12 +93,14 @@ def run(systems: Sequence[System], sizes: Sizes, mode: str, chosen: Sequence[str
                     progress.say(f"== {metric}")
                     results[metric] = globals()[f"_metric_{metric}"](systems, sizes)
                     results["duration_s"] = time.monotonic() - started
+                    results["load_average"]["end"] = os.getloadavg()
                     results["summary"] = report.summarize(results)
                     write(results, out_dir, chart=False)  # a killed run keeps what it measured
         finally:
             for system in systems:
                 pg.drop_database(admin_dsn, system.database)
         results["duration_s"] = time.monotonic() - started
+        results["load_average"]["end"] = os.getloadavg()
     results["summary"] = report.summarize(results)
     write(results, out_dir)
     return results
@@ -165,6 +172,22 @@ def _metric_wakeup(systems: Sequence[System], sizes: Sizes) -> dict[str, Any]:
                 progress.say(f"  {system.name} rep {rep + 1}: p50 {result['p50']:.1f} ms, "
                              f"p99 {result['p99']:.1f} ms, max {result['max']:.1f} ms")
     return {name: _median(r, ("p50", "p95", "p99", "max", "missing")) for name, r in runs.items()}
+
+
+def _metric_idle(systems: Sequence[System], sizes: Sizes) -> dict[str, Any]:
+    """Once per system (a rate over a 10 s window; the cost is steady, not noisy)."""
+    out: dict[str, Any] = {}
+    for system in systems:
+        c = _concurrency(system, 10) or 1
+        result = _guarded(system, "idle", lambda s=system, c=c: metrics.idle_cost(s, sizes, c))
+        out[system.name] = result
+        if "error" not in result:
+            tps = result["transactions_per_s"]
+            progress.say(f"  {system.name} idle: "
+                         + (f"{tps:.1f} transactions/s" if tps is not None else
+                            f"{result['redis_commands_per_s']:.1f} Redis commands/s")
+                         + f", {result['cpu_percent']:.1f}% CPU")
+    return out
 
 
 def _metric_steady(systems: Sequence[System], sizes: Sizes) -> dict[str, Any]:

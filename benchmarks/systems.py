@@ -5,6 +5,13 @@ Seeding clones one job enqueued through the system's own API (`template`) with
 `INSERT ... SELECT ... generate_series`, so every seeded row is exactly what the system itself
 writes, only the argument changes; a million rows take seconds. Celery keeps jobs in Redis, so
 its backlog is enqueued through its API instead (and the 1M sizes are skipped).
+
+Statistics are left as a real burst leaves them: each database is analyzed once, right after
+its schema is created (empty tables), and never after seeding (the server runs with
+autovacuum off, so nothing analyzes behind the harness's back). A queue table goes from empty
+to thousands of rows faster than autoanalyze follows; a claim plan that needs fresh statistics
+shows here. `ANALYZE_AFTER_SEED` (`run --analyze-after-seed`) restores the old behaviour for
+comparison.
 """
 
 from __future__ import annotations
@@ -24,6 +31,11 @@ REDIS = ("127.0.0.1", 6379)
 REDIS_DB = 13
 ENGINE_DIR: str | None = None
 """A frozen copy of pgqueue to run instead of the working tree (set by `run --engine`)."""
+ANALYZE_AFTER_SEED = False
+"""Analyze the seeded tables (fresh statistics: not what a burst leaves; off by default)."""
+LISTEN_ONLY_POLL_S = 3600
+"""The poll safety net of the latency metrics' workers: far longer than any measurement, so
+only a notification can wake a worker that has one (issue 11)."""
 
 
 def _python_m(python: Path, module: str) -> list[str]:
@@ -57,6 +69,11 @@ class System:
     extra_env: dict[str, str] = field(default_factory=dict)
     dsn: str = ""
     is_reference: bool = False
+    latency_flags: list[str] = field(default_factory=list)
+    """Worker flags added for the latency metrics (wake-up, steady load): the poll safety net
+    pushed past the measurement, so a LISTEN worker is measured on LISTEN alone."""
+    woken_by: str = ""
+    """What wakes an idle worker in the latency metrics (shown in the report)."""
 
     @property
     def python(self) -> Path:
@@ -87,6 +104,11 @@ class System:
     def prepare(self, admin_dsn: str) -> None:
         self.dsn = pg.fresh_database(admin_dsn, self.database)
         self.produce("setup")
+        self.analyze()
+
+    def analyze(self) -> None:
+        """Statistics of every table of its database, as they are now."""
+        pg.execute(self.dsn, "ANALYZE")
 
     def reset(self) -> None:
         if self.reset_sql:
@@ -105,6 +127,8 @@ class System:
             return
         template = self.produce("template").get("id")
         pg.execute(self.dsn, *self.clone(str(template), count, start, finished))
+        if ANALYZE_AFTER_SEED:
+            self.analyze()
 
 
 def redis_command(*words: str) -> bytes:
@@ -113,10 +137,19 @@ def redis_command(*words: str) -> bytes:
         return b"*%d\r\n" % len(parts) + b"".join(
             b"$%d\r\n%s\r\n" % (len(p.encode()), p.encode()) for p in parts)
 
+    def complete(reply: bytes) -> bool:
+        # SELECT's "+OK\r\n", then the command's reply: one line, or a bulk string "$N".
+        parts = reply.split(b"\r\n", 2)
+        if len(parts) < 3:
+            return False
+        if parts[1].startswith(b"$") and parts[1] != b"$-1":
+            return len(parts[2]) >= int(parts[1][1:]) + 2
+        return True
+
     with socket.create_connection(REDIS, timeout=10) as sock:
         sock.sendall(encode("SELECT", str(REDIS_DB)) + encode(*words))
         reply = b""
-        while reply.count(b"\r\n") < 2:
+        while not complete(reply):
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -146,7 +179,6 @@ def _pgqueue_clone(template: str, count: int, start: int, finished: bool) -> lis
                    {'now()' if finished else 'NULL'}, {'now()' if finished else 'NULL'}
             FROM pgqueue.jobs AS t, {_series(start, count)} WHERE t.id = {int(template)}""",
         f"DELETE FROM pgqueue.jobs WHERE id = {int(template)}",
-        "ANALYZE pgqueue.jobs",
     ]
 
 
@@ -156,7 +188,6 @@ def _raw_clone(template: str, count: int, start: int, finished: bool) -> list[st
             SELECT jsonb_build_array(g), {"'done', now()" if finished else "'queued', NULL"}
             FROM {_series(start, count)}""",
         f"DELETE FROM raw_jobs WHERE id = {int(template)}",
-        "ANALYZE raw_jobs",
     ]
 
 
@@ -169,8 +200,6 @@ def _procrastinate_clone(template: str, count: int, start: int, finished: bool) 
                    scheduled_at, {1 if finished else 0}
             FROM procrastinate_jobs AS t, {_series(start, count)} WHERE t.id = {int(template)}""",
         f"DELETE FROM procrastinate_jobs WHERE id = {int(template)}",
-        "ANALYZE procrastinate_jobs",
-        "ANALYZE procrastinate_events",
     ]
 
 
@@ -189,7 +218,6 @@ def _djtasks_clone(template: str, count: int, start: int, finished: bool) -> lis
             FROM django_tasks_database_dbtaskresult AS t, {_series(start, count)}
             WHERE t.id = '{template}'::uuid""",
         f"DELETE FROM django_tasks_database_dbtaskresult WHERE id = '{template}'::uuid",
-        "ANALYZE django_tasks_database_dbtaskresult",
     ]
 
 
@@ -206,7 +234,6 @@ def _bgtasks_clone(template: str, count: int, start: int, finished: bool) -> lis
                    creator_content_type_id, creator_object_id
             FROM background_task AS t, {_series(start, count)} WHERE t.id = {int(template)}""",
         f"DELETE FROM background_task WHERE id = {int(template)}",
-        f"ANALYZE {table}",
     ]
 
 
@@ -214,7 +241,11 @@ def _venv_bin(python: Path, script: str) -> str:
     return str(python.parent / script)
 
 
-def _pgqueue_system(name: str, label: str, per_concurrency: list[str], config: str) -> System:
+LISTEN_ONLY = f"--poll-interval {LISTEN_ONLY_POLL_S}"
+
+
+def _pgqueue_system(name: str, label: str, per_concurrency: list[str], config: str,
+                    extra_env: dict[str, str] | None = None) -> System:
     """pgqueue's worker; `per_concurrency` flags get the concurrency as their value."""
     return System(
         name=name, label=label, venv=None, peer="benchmarks.peers.pgqueue_peer",
@@ -226,20 +257,32 @@ def _pgqueue_system(name: str, label: str, per_concurrency: list[str], config: s
         config=config,
         clone=_pgqueue_clone,
         reset_sql=["TRUNCATE pgqueue.jobs, pgqueue.workers"],
+        latency_flags=LISTEN_ONLY.split(),
+        woken_by="LISTEN/NOTIFY only (the commit's NOTIFY; the poll safety net set to "
+                 f"{LISTEN_ONLY_POLL_S} s)",
+        extra_env=extra_env or {},
     )
 
 
 def all_systems() -> list[System]:
     return [
         _pgqueue_system(
-            "pgqueue", "pgqueue", [],
-            "`pgqueue worker --concurrency N` on an `async def` no-op task, defaults otherwise "
-            "(LISTEN/NOTIFY, jobs kept, no prefetch), `--log-level WARNING`."),
+            "pgqueue", "pgqueue (async def)", [],
+            "`pgqueue worker --concurrency N` on an `async def` no-op task (runs on the event "
+            "loop), defaults otherwise (LISTEN/NOTIFY, 5 s poll safety net, jobs kept, no "
+            f"prefetch), `--log-level WARNING`. Latency metrics: `{LISTEN_ONLY}`, so only "
+            "NOTIFY can wake it."),
+        _pgqueue_system(
+            "pgqueue-def", "pgqueue (def)", [],
+            "As pgqueue, on a plain `def` no-op task (what Django users write; run in the "
+            "worker's thread pool, one thread per slot).",
+            extra_env={"BENCH_TASK": "sync"}),
         _pgqueue_system(
             "pgqueue-prefetch", "pgqueue --prefetch N", ["--prefetch"],
-            "As pgqueue, plus the opt-in `--prefetch N` (N = the concurrency): up to N more "
-            "jobs claimed ahead and held by the worker, so the next claim overlaps running "
-            "jobs (docs/worker.md). Not a default: held jobs cannot go to another worker."),
+            "As pgqueue (`async def`), plus the opt-in `--prefetch N` (N = the concurrency): "
+            "up to N more jobs claimed ahead and held by the worker, so the next claim "
+            "overlaps running jobs (docs/worker.md). Not a default: held jobs cannot go to "
+            "another worker."),
         System(
             name="raw", label="raw psycopg", venv=None, peer="benchmarks.peers.raw",
             worker_argv=lambda py, b: [str(py), "-m", "benchmarks.peers.raw", "worker", str(b)],
@@ -247,7 +290,7 @@ def all_systems() -> list[System]:
                    "SKIP LOCKED LIMIT B) RETURNING`), run them, one batched completion UPDATE; "
                    "concurrency N means batch B = N. Enqueue: autocommit INSERT; bulk: COPY.",
             clone=_raw_clone, reset_sql=["TRUNCATE raw_jobs"], wakes_on_notify=False,
-            is_reference=True,
+            is_reference=True, woken_by="polls every 5 ms",
         ),
         System(
             name="procrastinate", label="procrastinate", venv="procrastinate",
@@ -257,8 +300,13 @@ def all_systems() -> list[System]:
                 "benchmarks.peers.procrastinate_peer.app", "--log-level", "warning", "worker",
                 "--concurrency", str(c)],
             config="`procrastinate worker --concurrency N` on an `async def` task, "
-                   "PsycopgConnector, defaults (LISTEN/NOTIFY, jobs kept); bulk: "
-                   "`Task.batch_defer`.",
+                   "PsycopgConnector, defaults (LISTEN/NOTIFY, 5 s fetch polling interval, "
+                   "jobs kept); bulk: `Task.batch_defer`. Latency metrics: "
+                   f"`--fetch-job-polling-interval {LISTEN_ONLY_POLL_S}`, so only NOTIFY can "
+                   "wake it.",
+            latency_flags=["--fetch-job-polling-interval", str(LISTEN_ONLY_POLL_S)],
+            woken_by="LISTEN/NOTIFY only (its `listen_notify` default; the fetch polling "
+                     f"interval set to {LISTEN_ONLY_POLL_S} s)",
             clone=_procrastinate_clone,
             reset_sql=["TRUNCATE procrastinate_jobs, procrastinate_events, "
                        "procrastinate_periodic_defers, procrastinate_workers CASCADE"],
@@ -275,6 +323,7 @@ def all_systems() -> list[System]:
                    "in one `transaction.atomic()` (no bulk API).",
             clone=_djtasks_clone, reset_sql=["TRUNCATE django_tasks_database_dbtaskresult"],
             max_concurrency=1, wakes_on_notify=False, backlog_max=100_000,
+            woken_by="its 100 ms poll (no LISTEN)",
             extra_env={"DJANGO_SETTINGS_MODULE": "benchmarks.peers.django_settings",
                        "BENCH_DJANGO_APP": "tasks_db"},
         ),
@@ -289,6 +338,7 @@ def all_systems() -> list[System]:
             clone=_bgtasks_clone,
             reset_sql=["TRUNCATE background_task, background_task_completedtask"],
             wakes_on_notify=False, backlog_max=100_000,
+            woken_by="its 100 ms poll (no LISTEN), plus its 0-100 ms sleep after each task",
             extra_env={"DJANGO_SETTINGS_MODULE": "benchmarks.peers.django_settings",
                        "BENCH_DJANGO_APP": "background_task"},
         ),
@@ -305,5 +355,6 @@ def all_systems() -> list[System]:
                    "task_ignore_result, prefetch multiplier 32, Redis broker (db 13); bulk: "
                    "`apply_async` through one acquired producer.",
             backlog_max=100_000, seed_max=8000,
+            woken_by="the Redis broker pushing the message (kombu's BRPOP), no polling",
         ),
     ]
