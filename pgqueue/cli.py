@@ -208,6 +208,7 @@ def run_command(args: argparse.Namespace, app: App, out: Callable[[str], None] =
 def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
     require_writable(app.db)
     _require_schema(app)
+    app.db.close()  # the checks' connections: the worker opens its own (three in all)
     if args.supervise:
         from pgqueue.worker.supervisor import Supervisor, child_argv
 

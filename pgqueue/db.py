@@ -19,9 +19,14 @@ import os
 import select
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    suppress,
+)
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 
 import psycopg
 import psycopg.errors
@@ -57,6 +62,15 @@ APPLICATION_NAME = "pgqueue"
 WorkerRole = Literal["claim", "ack", "listen", "pool"]
 _MAX_APPLICATION_NAME = 63
 """The server keeps NAMEDATALEN - 1 bytes of an application_name and cuts the rest."""
+
+
+class AsyncDatabase(Protocol):
+    """What async callers need of a database: `Database` (pools), or a worker's own
+    connection (pgqueue.worker.connection), which its background services share."""
+
+    async def arun(self, call: Call[T], connection: AsyncConnection | None = None) -> T: ...
+
+    def aconnection(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +140,22 @@ def resolve_listen_dsn(listen_dsn: str | None) -> str | None:
 
 
 def worker_application_name(worker_name: str, role: WorkerRole) -> str:
-    """`pgqueue worker <name> <role>`, within the 63 bytes the server keeps: a long name loses
-    its head, not the role, and keeps its tail, where the default host-pid name has the pid.
-    Non-ASCII characters become `?` here (the server would turn each of their bytes into one)."""
+    """`pgqueue worker <name> <role>`: the stem (below), a space and the role."""
+    return f"{worker_application_stem(worker_name)} {role}"
+
+
+def worker_application_stem(worker_name: str) -> str:
+    """`pgqueue worker <name>`, the same for every role of a worker (recorded in
+    pgqueue.workers, so workers_overview can count its connections), leaving room for the
+    longest role within the 63 bytes the server keeps: a long name loses its head and keeps
+    its tail, where the default host-pid name has the pid. Non-ASCII characters become `?`
+    here (the server would turn each of their bytes into one)."""
     name = "".join(c if " " <= c <= "~" else "?" for c in worker_name)
-    prefix, suffix = "pgqueue worker ", f" {role}"
-    room = _MAX_APPLICATION_NAME - len(prefix) - len(suffix)
+    prefix = "pgqueue worker "
+    room = _MAX_APPLICATION_NAME - len(prefix) - 1 - max(map(len, get_args(WorkerRole)))
     if len(name) > room:
         name = "~" + name[len(name) - room + 1:]
-    return f"{prefix}{name}{suffix}"
+    return f"{prefix}{name}"
 
 
 def prepare_threshold_for(pooler: Pooler, threshold: int) -> int | None:
@@ -174,7 +195,8 @@ def translated_errors() -> Iterator[None]:
         # it). The primary message only: str(exc) adds the PL/pgSQL context of prune() etc.
         reason = exc.diag.message_primary or str(exc).splitlines()[0]
         raise ReadOnlyDatabase(f"read-only: {reason}; point the DSN at the primary") from exc
-    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout,
+            psycopg.errors.IdleInTransactionSessionTimeout) as exc:
         if isinstance(exc, psycopg.errors.ProtocolViolation) and "prepared statement" in str(exc):
             raise _pooler_error(exc) from exc
         one_line = " ".join(str(exc).split())
@@ -211,11 +233,16 @@ def connect(conninfo: str, *, autocommit: bool = True, prepare_threshold: int | 
 
 
 async def aconnect(conninfo: str, *, autocommit: bool = True, prepare_threshold: int | None = 1,
-                   application_name: str = APPLICATION_NAME) -> AsyncConnection:
+                   application_name: str = APPLICATION_NAME,
+                   settings: Mapping[str, str] | None = None) -> AsyncConnection:
+    """`settings` are session settings sent at connection start (`-c name=value`): only for
+    direct connections, since a transaction-mode pooler refuses or drops them."""
+    extra = {"options": " ".join(f"-c {name}={value}" for name, value in settings.items())} \
+        if settings else {}
     with translated_errors():
         return await psycopg.AsyncConnection.connect(
             conninfo, autocommit=autocommit, row_factory=dict_row,
-            prepare_threshold=prepare_threshold, application_name=application_name)
+            prepare_threshold=prepare_threshold, application_name=application_name, **extra)
 
 
 class Database:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -109,6 +109,12 @@ def claim_jobs(
                 _claimed_jobs, tuples=True)
 
 
+def bound_transaction(bounds: Mapping[str, str]) -> Call[None]:
+    return Call("bound_transaction", {"idle_in_transaction": bounds[
+        "idle_in_transaction_session_timeout"], "lock": bounds["lock_timeout"],
+        "statement": bounds["statement_timeout"]}, lambda rows: None)
+
+
 def seconds_until_next_job(*, queues: Sequence[str] | None) -> Call[float | None]:
     """None when nothing is queued; 0 when a job is due now; math.inf for run_at 'infinity'."""
     def decode(rows: list[Row]) -> float | None:
@@ -181,11 +187,13 @@ def delete_dead_workers(*, heartbeat_timeout: float) -> Call[list[int]]:
 
 
 def register_worker(
-    *, name: str, hostname: str, pid: int, queues: Sequence[str] | None, concurrency: int
+    *, name: str, hostname: str, pid: int, queues: Sequence[str] | None, concurrency: int,
+    application_name: str | None = None,
 ) -> Call[int]:
     return Call("register_worker", {
         "name": name, "hostname": hostname, "pid": pid,
         "queues": list(queues) if queues is not None else None, "concurrency": concurrency,
+        "application_name": application_name,
     }, _first_id)
 
 

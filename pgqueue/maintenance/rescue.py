@@ -49,9 +49,9 @@ async def rescue_service(worker: Worker) -> None:
 
 async def rescue_stalled_jobs(worker: Worker) -> None:
     heartbeat_timeout = worker.options.heartbeat_timeout
-    rescued = await worker.app.db.arun(store.rescue_stalled_jobs(
+    rescued = await worker.db.arun(store.rescue_stalled_jobs(
         heartbeat_timeout=heartbeat_timeout))
     for job_id, state in rescued:
         log_event(logger, logging.WARNING, "job.rescued", job_id=job_id, state=state,
                   reason="worker lost")
-    await worker.app.db.arun(store.delete_dead_workers(heartbeat_timeout=heartbeat_timeout))
+    await worker.db.arun(store.delete_dead_workers(heartbeat_timeout=heartbeat_timeout))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pgqueue import store
-from pgqueue.db import Database
+from pgqueue.db import AsyncDatabase, Database
 from pgqueue.errors import ConfigurationError, DatabaseUnavailable
 from pgqueue.logs import log_event
 
@@ -70,7 +70,7 @@ def prune(db: Database, policy: RetentionPolicy,
             return deleted
 
 
-async def aprune(db: Database, policy: RetentionPolicy) -> int:
+async def aprune(db: AsyncDatabase, policy: RetentionPolicy) -> int:
     deleted = 0
     while True:
         batch = await db.arun(policy.batch())
@@ -89,7 +89,7 @@ async def retention_service(worker: Worker) -> None:
     await asyncio.sleep(random.uniform(0.1, 1.0) * options.prune_every)
     while True:
         try:
-            deleted = await aprune(worker.app.db, options.retention)
+            deleted = await aprune(worker.db, options.retention)
             if deleted:
                 log_event(logger, logging.INFO, "retention.pruned", deleted=deleted)
         except DatabaseUnavailable as exc:

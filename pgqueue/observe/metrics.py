@@ -150,7 +150,7 @@ class LiveCollector:
             return None
 
     async def _read(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        db = self.worker.app.db
+        db = self.worker.db
         async with db.aconnection() as conn:
             live = await db.arun(store.metrics_live_jobs(), conn)
             overview = await db.arun(store.metrics_overview(

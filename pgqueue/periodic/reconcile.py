@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pgqueue import store
-from pgqueue.db import Call, atransaction
+from pgqueue.db import AsyncDatabase, Call, atransaction
 from pgqueue.logs import log_event
 from pgqueue.periodic.schedule import ResolvedSchedule, Schedule
 from pgqueue.periodic.ticks import next_after
@@ -38,18 +38,22 @@ class Reconciled:
     """Schedules marked orphaned by this reconciliation (those already orphaned are not listed)."""
 
 
-async def reconcile(app: App, schedules: Sequence[Schedule]) -> Reconciled:
+async def reconcile(
+    app: App, schedules: Sequence[Schedule], db: AsyncDatabase | None = None
+) -> Reconciled:
+    """On `db` (default: the app's pools; a worker passes its own connection)."""
+    db = db if db is not None else app.db
     resolved = [schedule.resolve(app) for schedule in schedules]
     for item in resolved:
         if not item.task_known:
             log_event(logger, logging.WARNING, "periodic.unknown_task",
                       schedule=item.schedule.id, task=item.schedule.task_name,
                       note="jobs will be enqueued; a worker that has the task must run them")
-    async with app.db.aconnection() as conn, atransaction(conn):
-        now = await app.db.arun(store.lock_schedules_for_reconcile(), conn)
+    async with db.aconnection() as conn, atransaction(conn):
+        now = await db.arun(store.lock_schedules_for_reconcile(), conn)
         for item in resolved:
-            await app.db.arun(_upsert(item, next_after(item.schedule.ticks, now)), conn)
-        orphaned = await app.db.arun(
+            await db.arun(_upsert(item, next_after(item.schedule.ticks, now)), conn)
+        orphaned = await db.arun(
             store.orphan_undeclared_schedules([item.schedule.id for item in resolved]), conn)
     for schedule_id in orphaned:
         log_event(logger, logging.WARNING, "periodic.schedule_orphaned", schedule=schedule_id,

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pgqueue import store
-from pgqueue.db import atransaction
+from pgqueue.db import AsyncDatabase, atransaction
 from pgqueue.errors import DatabaseUnavailable, PgQueueError
 from pgqueue.logs import log_event
 from pgqueue.periodic.declare import declared_schedules
@@ -68,6 +68,8 @@ class Scheduler:
     def __init__(self, app: App, *, worker: Worker | None = None) -> None:
         self.app = app
         self.worker = worker
+        self.db: AsyncDatabase = worker.db if worker is not None else app.db
+        """The worker's own connection when it runs in one, else the app's pools."""
         self._broken: dict[str, float] = {}
         self._next_prune = 0.0
 
@@ -99,7 +101,7 @@ class Scheduler:
         backoff = Backoff()
         while True:
             try:
-                result = await reconcile(self.app, schedules)
+                result = await reconcile(self.app, schedules, self.db)
             except DatabaseUnavailable as exc:
                 delay = backoff.next_delay()
                 if backoff.should_log():
@@ -117,7 +119,7 @@ class Scheduler:
         now = time.monotonic()
         self._broken = {key: until for key, until in self._broken.items() if until > now}
         fired: list[FiredTick] = []
-        for schedule_id in await self.app.db.arun(store.due_schedule_ids()):
+        for schedule_id in await self.db.arun(store.due_schedule_ids()):
             if schedule_id in self._broken:
                 continue
             try:
@@ -130,7 +132,7 @@ class Scheduler:
                           schedule=schedule_id, retry_in_s=BROKEN_RETRY,
                           error=f"{type(exc).__name__}: {exc}"[:300])
         await self._prune_now_and_then()
-        wait = await self.app.db.arun(store.seconds_until_next_tick(excluded=list(self._broken)))
+        wait = await self.db.arun(store.seconds_until_next_tick(excluded=list(self._broken)))
         if wait is None:
             return fired, MAX_SLEEP
         if wait <= 0:
@@ -139,7 +141,7 @@ class Scheduler:
 
     async def fire_schedule(self, schedule_id: str) -> list[FiredTick]:
         """Fire one schedule if it is still due and no other scheduler holds it."""
-        db = self.app.db
+        db = self.db
         async with db.aconnection() as conn, atransaction(conn):
             row = await db.arun(store.lock_due_schedule(schedule_id), conn)
             if row is None:
@@ -173,7 +175,7 @@ class Scheduler:
         if time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + PRUNE_INTERVAL
-        await self.app.db.arun(store.prune_schedule_ticks(
+        await self.db.arun(store.prune_schedule_ticks(
             retention=TICK_RETENTION.total_seconds()))
 
 

@@ -65,6 +65,14 @@ RETURNING j.id, j.task_name, j.queue, j.args::text, j.kwargs::text, j.priority, 
           least(greatest(j.enqueued_at, '0001-01-02Z'), '9999-12-30Z') AS enqueued_at,
           least(greatest(j.run_at, '0001-01-02Z'), '9999-12-30Z') AS run_at;
 
+-- name: bound_transaction
+-- First statement of a worker's explicit transaction behind a transaction-mode pooler, where
+-- session settings cannot be sent at connection start: the same bounds, scoped to this
+-- transaction (a frozen worker's open transaction is ended by the server, a lock wait fails).
+SELECT set_config('idle_in_transaction_session_timeout', %(idle_in_transaction)s, true),
+       set_config('lock_timeout', %(lock)s, true),
+       set_config('statement_timeout', %(statement)s, true);
+
 -- name: seconds_until_next_job
 -- How long an idle worker may sleep before a scheduled job becomes due: NULL when none is
 -- queued (greatest() would turn that NULL into 0, "due now", and the claim loop would spin),
@@ -196,8 +204,9 @@ WHERE id IN (SELECT id FROM pgqueue.workers
 RETURNING id;
 
 -- name: register_worker
-INSERT INTO pgqueue.workers (name, hostname, pid, queues, concurrency)
-VALUES (%(name)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s)
+-- application_name: the stem its connections' names start with (workers_overview counts them).
+INSERT INTO pgqueue.workers (name, hostname, pid, queues, concurrency, application_name)
+VALUES (%(name)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s, %(application_name)s)
 RETURNING id;
 
 -- name: heartbeat

@@ -16,15 +16,28 @@ a session setting would leak through a transaction-mode pooler to other clients.
 
 Each connection is named `pgqueue worker <name> claim|ack` for `pg_stat_activity`, and behind a
 transaction-mode pooler it prepares nothing (pgqueue.db explains why): both come from the app.
+
+The acknowledgement connection also carries the worker's background services (registration,
+heartbeat, rescue, retention, scheduler, metrics) through the same `arun` / `aconnection` calls
+as `pgqueue.db.Database`: one at a time (a lock), each a few statements every few seconds, so a
+worker holds three server connections (claims, acknowledgements, LISTEN) instead of six.
+
+Every session is bounded (`SESSION_BOUNDS`): a statement or a lock wait cannot last forever,
+and a worker frozen inside a transaction (SIGSTOP, a stalled VM, a half-open connection) has
+that transaction ended by the server, releasing its row locks for rescue. They are sent at
+connection start, or, behind a transaction-mode pooler (which refuses start-up settings), set
+for each explicit transaction by its first statement (autocommit statements cannot be left
+idle inside a transaction).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, TypeVar
 
+from pgqueue import store
 from pgqueue.db import (
     APPLICATION_NAME,
     AsyncConnection,
@@ -46,6 +59,12 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a new connection, as the pool waits for one."""
+SESSION_BOUNDS = {
+    "statement_timeout": "1min",
+    "lock_timeout": "10s",
+    "idle_in_transaction_session_timeout": "30s",
+}
+"""Far above what any worker statement takes (milliseconds), far below "forever"."""
 
 
 def worker_connection(app: App, worker_name: str, role: WorkerRole) -> DedicatedConnection:
@@ -61,37 +80,53 @@ class DedicatedConnection:
         self.pooler = pooler
         self.application_name = application_name
         self._conn: AsyncConnection | None = None
+        self._in_use = asyncio.Lock()
         self.connects = 0
         """Connections opened so far (1 for a worker whose database never failed it)."""
 
     async def run(self, call: Call[T]) -> T:
-        async with self._session() as conn:
+        async with self.session() as conn:
             return await arun_on(conn, call)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """The connection inside one transaction, for several calls that land together."""
-        async with self._session() as conn, atransaction(conn):
+        async with self.session() as conn, atransaction(conn):
+            if self.pooler == "transaction":
+                await arun_on(conn, store.bound_transaction(SESSION_BOUNDS))
             yield conn
 
     @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncConnection]:
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = await self._connect()
-        try:
-            yield conn
-        except BaseException:
-            # Broken, mid-transaction or cut off by a cancellation: never reuse it.
-            await self.close()
-            raise
+    async def session(self) -> AsyncIterator[AsyncConnection]:
+        """The connection, to this caller alone until the block ends."""
+        async with self._in_use:
+            conn = self._conn
+            if conn is None or conn.closed:
+                conn = await self._connect()
+            try:
+                yield conn
+            except BaseException:
+                # Broken, mid-transaction or cut off by a cancellation: never reuse it.
+                await self.close()
+                raise
+
+    # The face of pgqueue.db.Database that the worker's services use.
+
+    async def arun(self, call: Call[T], connection: AsyncConnection | None = None) -> T:
+        if connection is not None:
+            return await arun_on(connection, call)
+        return await self.run(call)
+
+    def aconnection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.session()
 
     async def _connect(self) -> AsyncConnection:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 self._conn = await aconnect(
                     self.conninfo, prepare_threshold=prepare_threshold_for(self.pooler, 1),
-                    application_name=self.application_name)
+                    application_name=self.application_name,
+                    settings=SESSION_BOUNDS if self.pooler == "none" else None)
         except TimeoutError as exc:
             raise DatabaseUnavailable(
                 f"database unavailable: no connection within {CONNECT_TIMEOUT:g}s") from exc

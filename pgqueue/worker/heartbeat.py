@@ -25,7 +25,7 @@ async def heartbeat_service(worker: Worker) -> None:
     backoff = Backoff()
     while True:
         try:
-            alive, abort_ids = await worker.app.db.arun(
+            alive, abort_ids = await worker.db.arun(
                 store.heartbeat(worker_id=worker.require_worker_id()))
             if not alive:
                 log_event(logger, logging.ERROR, "worker.declared_dead",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgqueue import store
 from pgqueue.context import JobContext
-from pgqueue.db import worker_application_name
+from pgqueue.db import worker_application_stem
 from pgqueue.errors import DatabaseUnavailable, JobAborted
 from pgqueue.logs import log_event
 from pgqueue.maintenance.rescue import rescue_service
@@ -89,10 +89,10 @@ class Worker:
         self.slot_freed = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.check_aborts = asyncio.Event()
-        self.app.db.application_name = worker_application_name(self.name, "pool")
         self.claim_connection = worker_connection(self.app, self.name, "claim")
-        self.completer = Completer(worker_connection(self.app, self.name, "ack"),
-                                   self.options.delete_jobs, self.observers)
+        self.db = worker_connection(self.app, self.name, "ack")
+        """Acknowledgements and every background service share it (worker/connection.py)."""
+        self.completer = Completer(self.db, self.options.delete_jobs, self.observers)
         await self.register()
         loop = self.loop = asyncio.get_running_loop()
         handled = self._install_signal_handlers(loop)
@@ -113,8 +113,8 @@ class Worker:
                 await self.completer.wait_idle()
             await self.services.stop(timeout=5.0)
             await self.claim_connection.close()
-            await self.completer.connection.close()
             await self._unregister()
+            await self.db.close()
             self._threads.shutdown(wait=False, cancel_futures=True)
             await self.app.db.aclose()
             log_event(logger, logging.INFO, "worker.stopped", worker=self.name)
@@ -192,15 +192,16 @@ class Worker:
         return handled
 
     async def register(self) -> None:
-        self.worker_id = await self.app.db.arun(store.register_worker(
+        self.worker_id = await self.db.arun(store.register_worker(
             name=self.name, hostname=socket.gethostname(), pid=os.getpid(),
-            queues=self.options.queues, concurrency=self.options.concurrency))
+            queues=self.options.queues, concurrency=self.options.concurrency,
+            application_name=worker_application_stem(self.name)))
 
     async def _unregister(self) -> None:
         if self.worker_id is None:
             return
         try:
-            await self.app.db.arun(store.unregister_worker(worker_id=self.worker_id))
+            await self.db.arun(store.unregister_worker(worker_id=self.worker_id))
         except DatabaseUnavailable as exc:
             log_event(logger, logging.WARNING, "worker.unregister_failed", error=str(exc)[:200])
 

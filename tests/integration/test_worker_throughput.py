@@ -59,7 +59,7 @@ def test_claim_loop_and_completer_each_keep_one_connection(app: pgqueue.App, dsn
     assert _succeeded(dsn) == 300
     assert len(claims.sizes) > 50  # many statements on each connection ...
     assert worker.claim_connection.connects == 1  # ... and one connection each
-    assert worker.completer.connection.connects == 1
+    assert worker.db.connects == 1
 
 
 def test_claim_loop_and_completer_reconnect_after_their_backends_are_terminated(
@@ -69,12 +69,12 @@ def test_claim_loop_and_completer_reconnect_after_their_backends_are_terminated(
     core_app.async_echo.defer_many([(n,) for n in range(20)])
     wait_until(lambda: _succeeded(dsn) == 20, message="first jobs")
     worker = handle.worker
-    assert (worker.claim_connection.connects, worker.completer.connection.connects) == (1, 1)
+    assert (worker.claim_connection.connects, worker.db.connects) == (1, 1)
     assert _terminate_other_backends(dsn) >= 2
     app.close()  # this test's own connections were terminated too
     core_app.async_echo.defer_many([(n,) for n in range(20)])
     wait_until(lambda: _succeeded(dsn) == 40, message="jobs after the backends were killed")
-    assert (worker.claim_connection.connects, worker.completer.connection.connects) == (2, 2)
+    assert (worker.claim_connection.connects, worker.db.connects) == (2, 2)
 
 
 def test_a_dedicated_connection_reopens_after_a_failed_statement(dsn: str) -> None:

@@ -1,6 +1,6 @@
 """Every server connection of a `pgqueue worker` process carries an application_name that says
-whose it is and what for, so a DBA can count them in pg_stat_activity. The count per role is
-printed (`-s`) so it can be quoted."""
+whose it is and what for, so a DBA can count them in pg_stat_activity: three per worker process.
+The count per role is printed (`-s`) so it can be quoted."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def test_every_connection_of_a_worker_process_is_named_by_role(
           f"server connections: {connections}")
     assert worker.poll() is None, workers.output(worker)
     assert all(name.startswith("pgqueue") for name in connections), connections
-    for role in ("claim", "ack", "listen"):
-        assert connections.get(f"pgqueue worker named {role}") == 1, connections
-    assert connections.get("pgqueue worker named pool", 0) >= 1, connections
+    # Exactly three: claims, acknowledgements (with every background service), LISTEN.
+    assert connections == {f"pgqueue worker named {role}": 1
+                           for role in ("claim", "ack", "listen")}, connections
+    overview = scalar(rel_dsn, "SELECT server_connections FROM pgqueue.workers_overview "
+                               "WHERE name = 'named'")
+    assert overview == 3
