@@ -31,14 +31,19 @@ logger = logging.getLogger("pgqueue.worker")
 
 
 def concerns_queues(payload: str, queues: Sequence[str] | None) -> bool:
-    """Reading the wake-up payload: which queues got jobs (empty payload: maybe any)."""
+    """Reading the wake-up payload: which queues got jobs (empty payload: maybe any). Anyone
+    allowed to NOTIFY may send anything on the channel: a payload that is not the trigger's
+    `{"queues": [...]}` (nested thousands deep, say) wakes the worker instead of breaking it."""
     if queues is None or not payload:
         return True
     try:
-        notified = json.loads(payload).get("queues") or []
-    except (ValueError, AttributeError):
+        notified = json.loads(payload)
+    except (ValueError, RecursionError):
         return True
-    return any(queue in notified for queue in queues)
+    listed = notified.get("queues") if isinstance(notified, dict) else None
+    if not isinstance(listed, list):
+        return True
+    return any(queue in listed for queue in queues)
 
 
 def listen_conninfo(app: App) -> str | None:

@@ -19,3 +19,9 @@ def test_worker_wakes_only_for_its_queues() -> None:
     assert concerns_queues(payload, ("reports", "emails"))
     assert concerns_queues(payload, ("q'uote;DROP",))
     assert not concerns_queues(payload, ("reports",))
+
+
+def test_any_payload_a_producer_can_send_wakes_rather_than_breaks() -> None:
+    for payload in ("[" * 4000 + "]" * 4000, "[1, 2]", "5", '"emails"', '{"queues": 5}',
+                    '{"queues": "emails"}', '{"queues": null}', "null"):
+        assert concerns_queues(payload, ("emails",)), payload
