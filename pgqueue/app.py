@@ -28,7 +28,7 @@ from pgqueue.validation import (
 )
 
 if TYPE_CHECKING:
-    from pgqueue.worker.runner import Worker
+    from pgqueue.worker.services import ServiceContext
 
 
 class App:
@@ -56,8 +56,10 @@ class App:
         self.task_hooks: list[Callable[[], AbstractContextManager[object]]] = []
         """Context managers entered in the task's thread around every sync task (Django uses
         one to close stale database connections)."""
-        self.worker_services: list[Callable[[Worker], Awaitable[None]]] = []
-        """Coroutines every worker of this app runs beside its claim loop (cancelled at exit)."""
+        self.worker_services: list[Callable[[ServiceContext], Awaitable[None]]] = []
+        """Coroutines every worker of this app runs beside its claim loop, each given the
+        worker's `ServiceContext` and supervised like the built-in services (restarted when
+        they raise; cancelled at exit)."""
         self._db: Database | None = None
 
     @property

@@ -9,6 +9,7 @@ ends that session (`idle_in_transaction_session_timeout`) or it moves on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -19,24 +20,24 @@ from pgqueue.logs import log_event
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 
 if TYPE_CHECKING:
-    from pgqueue.worker.runner import Worker
+    from pgqueue.worker.services import ServiceContext
 
 logger = logging.getLogger("pgqueue.worker")
 
 
-async def rescue_service(worker: Worker) -> None:
+async def rescue_service(context: ServiceContext) -> None:
     """Every heartbeat interval, once this worker's own heartbeat has landed for one full
     heartbeat timeout: after an outage every heartbeat is stale, and live workers need that
     long to report in before their jobs may be taken from them."""
-    options = worker.options
+    options = context.options
     backoff = Backoff()
     while True:
         delay = options.heartbeat_interval
-        beating_since = worker.beating_since
+        beating_since = context.identity.beating_since
         if beating_since is not None and time.monotonic() - beating_since >= (
                 options.heartbeat_timeout):
             try:
-                await rescue_stalled_jobs(worker)
+                await rescue_stalled_jobs(context)
                 backoff.reset()
             except DatabaseUnavailable as exc:
                 raise_if_cancelling()
@@ -44,14 +45,14 @@ async def rescue_service(worker: Worker) -> None:
                 if backoff.should_log():
                     log_event(logger, logging.WARNING, "rescue.failed", retry_in_s=delay,
                               error=str(exc)[:200])
-        await worker.wait_for(worker.stop_requested, delay, or_stop=False)
+        await asyncio.sleep(delay)
 
 
-async def rescue_stalled_jobs(worker: Worker) -> None:
-    heartbeat_timeout = worker.options.heartbeat_timeout
-    rescued = await worker.db.arun(store.rescue_stalled_jobs(
+async def rescue_stalled_jobs(context: ServiceContext) -> None:
+    heartbeat_timeout = context.options.heartbeat_timeout
+    rescued = await context.db.arun(store.rescue_stalled_jobs(
         heartbeat_timeout=heartbeat_timeout))
     for job_id, state in rescued:
         log_event(logger, logging.WARNING, "job.rescued", job_id=job_id, state=state,
                   reason="worker lost")
-    await worker.db.arun(store.delete_dead_workers(heartbeat_timeout=heartbeat_timeout))
+    await context.db.arun(store.delete_dead_workers(heartbeat_timeout=heartbeat_timeout))

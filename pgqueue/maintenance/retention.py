@@ -19,7 +19,7 @@ from pgqueue.errors import ConfigurationError, DatabaseUnavailable
 from pgqueue.logs import log_event
 
 if TYPE_CHECKING:
-    from pgqueue.worker.runner import Worker
+    from pgqueue.worker.services import ServiceContext
 
 logger = logging.getLogger("pgqueue.maintenance")
 
@@ -80,16 +80,16 @@ async def aprune(db: AsyncDatabase, policy: RetentionPolicy) -> int:
         await asyncio.sleep(0)  # let jobs and heartbeats run between batches
 
 
-async def retention_service(worker: Worker) -> None:
+async def retention_service(context: ServiceContext) -> None:
     """Prune every `prune_every` seconds (first run after a random part of that, so a fleet
     started together does not prune in lockstep)."""
-    options = worker.options
+    options = context.options
     if not options.prune_every:
         return
     await asyncio.sleep(random.uniform(0.1, 1.0) * options.prune_every)
     while True:
         try:
-            deleted = await aprune(worker.db, options.retention)
+            deleted = await aprune(context.db, options.retention)
             if deleted:
                 log_event(logger, logging.INFO, "retention.pruned", deleted=deleted)
         except DatabaseUnavailable as exc:

@@ -31,7 +31,7 @@ from pgqueue.types import ClaimedJob
 
 if TYPE_CHECKING:
     from pgqueue.worker.outcome import Outcome
-    from pgqueue.worker.runner import Worker
+    from pgqueue.worker.services import ServiceContext
 
 logger = logging.getLogger("pgqueue.metrics")
 
@@ -113,8 +113,8 @@ class LiveCollector:
     """Collected at every scrape, in the HTTP server's thread; the database is read on the
     worker's event loop (its pool), so a scrape costs one short query and no extra pool."""
 
-    def __init__(self, worker: Worker, loop: asyncio.AbstractEventLoop) -> None:
-        self.worker = worker
+    def __init__(self, context: ServiceContext, loop: asyncio.AbstractEventLoop) -> None:
+        self.context = context
         self.loop = loop
 
     def describe(self) -> list[Metric]:
@@ -128,11 +128,11 @@ class LiveCollector:
             yield from _database_gauges(*reading)
 
     def _worker_gauges(self) -> Iterator[Metric]:
-        worker, options = self.worker, self.worker.options
+        context, options = self.context, self.context.options
         yield _gauge("pgqueue_worker_slots", value=float(options.concurrency))
-        yield _gauge("pgqueue_worker_busy_slots", value=float(len(worker.running)))
+        yield _gauge("pgqueue_worker_busy_slots", value=float(len(context.jobs.running)))
         info = _gauge("pgqueue_worker_info", labels=["name", "worker_id", "queues"])
-        info.add_metric([worker.name, str(worker.worker_id or ""),
+        info.add_metric([context.identity.name, str(context.identity.worker_id or ""),
                          ",".join(options.queues or ["*"])], 1.0)
         yield info
 
@@ -150,11 +150,11 @@ class LiveCollector:
             return None
 
     async def _read(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        db = self.worker.db
+        db = self.context.db
         async with db.aconnection() as conn:
             live = await db.arun(store.metrics_live_jobs(), conn)
             overview = await db.arun(store.metrics_overview(
-                heartbeat_timeout=self.worker.options.heartbeat_timeout), conn)
+                heartbeat_timeout=self.context.options.heartbeat_timeout), conn)
         return live, overview
 
 
@@ -183,31 +183,27 @@ def _database_gauges(live: list[dict[str, Any]], overview: dict[str, Any]) -> It
                  value=float(overview["notification_queue_usage"]))
 
 
-async def metrics_service(worker: Worker) -> None:
-    """A worker service (app.worker_services): serves /metrics on worker.options.metrics_port
-    for the worker's lifetime. A port that cannot be bound is logged, not fatal: jobs keep
-    running without metrics."""
-    port = worker.options.metrics_port
+async def metrics_service(context: ServiceContext) -> None:
+    """A worker service (app.worker_services): serves /metrics on options.metrics_port for
+    the worker's lifetime. A port that cannot be bound is logged, not fatal: jobs keep running
+    without metrics."""
+    port = context.options.metrics_port
     if port is None:
         return
     metrics = WorkerMetrics()
-    metrics.registry.register(LiveCollector(worker, asyncio.get_running_loop()))
+    metrics.registry.register(LiveCollector(context, asyncio.get_running_loop()))
     try:
         server, _thread = start_http_server(port, registry=metrics.registry)
     except OSError as exc:
         log_event(logger, logging.ERROR, "metrics.unavailable", port=port, error=str(exc))
         return
-    # The hook through which the worker reports its timings; a worker without it still
-    # serves the gauges read at scrape time.
-    observers = getattr(worker, "observers", None)
-    hooked = isinstance(observers, list)
-    if hooked:
-        observers.append(metrics)
-    log_event(logger, logging.INFO, "metrics.serving", port=port, timings=hooked)
+    # The hook through which the worker reports its timings.
+    context.observers.append(metrics)
+    log_event(logger, logging.INFO, "metrics.serving", port=port)
     try:
         await asyncio.Event().wait()  # until the worker cancels its services
     finally:
-        if hooked and metrics in observers:
-            observers.remove(metrics)
+        if metrics in context.observers:
+            context.observers.remove(metrics)
         await asyncio.to_thread(server.shutdown)
         server.server_close()

@@ -38,7 +38,7 @@ from pgqueue.worker.backoff import Backoff
 
 if TYPE_CHECKING:
     from pgqueue.app import App
-    from pgqueue.worker.runner import Worker
+    from pgqueue.worker.services import ServiceContext, WorkerIdentity
 
 logger = logging.getLogger("pgqueue.periodic")
 
@@ -65,18 +65,19 @@ class FiredTick:
 class Scheduler:
     """Fires due schedules of `app`'s database; `fire_due` is one pass (tests call it)."""
 
-    def __init__(self, app: App, *, worker: Worker | None = None) -> None:
+    def __init__(self, app: App, *, db: AsyncDatabase | None = None,
+                 identity: WorkerIdentity | None = None) -> None:
         self.app = app
-        self.worker = worker
-        self.db: AsyncDatabase = worker.db if worker is not None else app.db
+        self.db: AsyncDatabase = db if db is not None else app.db
         """The worker's own connection when it runs in one, else the app's pools."""
+        self.identity = identity
         self._broken: dict[str, float] = {}
         self._next_prune = 0.0
 
     @property
     def worker_id(self) -> int | None:
         """Recorded with each tick; read each time (a worker declared dead re-registers)."""
-        return self.worker.worker_id if self.worker is not None else None
+        return self.identity.worker_id if self.identity is not None else None
 
     async def run(self, schedules: Sequence[Schedule]) -> None:
         """Reconcile, then fire due schedules until cancelled. Never raises (but cancellation):
@@ -179,14 +180,14 @@ class Scheduler:
             retention=TICK_RETENTION.total_seconds()))
 
 
-async def run_scheduler(worker: Worker) -> None:
+async def run_scheduler(context: ServiceContext) -> None:
     """The worker service (see `App.worker_services`)."""
-    if not worker.options.periodic:
-        log_event(logger, logging.INFO, "periodic.disabled", worker=worker.name)
+    if not context.options.periodic:
+        log_event(logger, logging.INFO, "periodic.disabled", worker=context.identity.name)
         return
-    schedules = declared_schedules(worker.app)
+    schedules = declared_schedules(context.app)
     try:
-        scheduler = Scheduler(worker.app, worker=worker)
+        scheduler = Scheduler(context.app, db=context.db, identity=context.identity)
         await scheduler.run(schedules)
     except PgQueueError as exc:  # a declaration the task cannot take (checked at reconcile)
         log_event(logger, logging.ERROR, "periodic.stopped",

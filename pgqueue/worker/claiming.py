@@ -29,19 +29,19 @@ async def claim_loop(worker: Worker) -> None:
         free = await _free_slots(worker)
         if worker.stopping:
             return
-        worker.wake.clear()
+        worker.signals.wake.clear()
         writes_before_claim = worker.completer.writes
         claim_started = time.monotonic()
         try:
             jobs = await worker.claim_connection.run(store.claim_jobs(
-                worker_id=worker.require_worker_id(), queues=worker.options.queues,
+                worker_id=worker.identity.require_id(), queues=worker.options.queues,
                 limit=free))
         except DatabaseUnavailable as exc:
             delay = backoff.next_delay()
             if backoff.should_log():
                 log_event(logger, logging.WARNING, "worker.claim_failed",
                           retry_in_s=delay, error=str(exc)[:200])
-            await worker.wait_for(worker.stop_requested, delay)
+            await worker.wait_for(worker.signals.stop_requested, delay)
             continue
         backoff.reset()
         if worker.observers:
@@ -63,7 +63,7 @@ async def claim_loop(worker: Worker) -> None:
             await worker.wait_for(worker.slot_freed, worker.options.poll_interval)
             continue
         if not jobs:
-            await worker.wait_for(worker.wake, await _idle_timeout(worker, unclaimable))
+            await worker.wait_for(worker.signals.wake, await _idle_timeout(worker, unclaimable))
         else:
             unclaimable.reset()
 

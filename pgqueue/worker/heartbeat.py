@@ -13,53 +13,54 @@ from pgqueue.errors import DatabaseUnavailable
 from pgqueue.logs import log_event
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 from pgqueue.worker.executor import StopReason
+from pgqueue.worker.services import wait_for_event
 
 if TYPE_CHECKING:
-    from pgqueue.worker.runner import Worker
+    from pgqueue.worker.services import ServiceContext
 
 logger = logging.getLogger("pgqueue.worker")
 
 
-async def heartbeat_service(worker: Worker) -> None:
-    options = worker.options
+async def heartbeat_service(context: ServiceContext) -> None:
+    options, identity, jobs = context.options, context.identity, context.jobs
     backoff = Backoff()
     while True:
         try:
-            alive, abort_ids = await worker.db.arun(
-                store.heartbeat(worker_id=worker.require_worker_id()))
+            alive, abort_ids = await context.db.arun(
+                store.heartbeat(worker_id=identity.require_id()))
             if not alive:
                 log_event(logger, logging.ERROR, "worker.declared_dead",
-                          worker_id=worker.worker_id,
+                          worker_id=identity.worker_id,
                           note="heartbeat arrived too late; jobs were rescued; re-registering")
-                await worker.register()
-            _report_stuck_jobs(worker)
+                await context.register()
+            _report_stuck_jobs(context)
             for job_id in abort_ids:
-                running = worker.running.get(job_id)
+                running = jobs.running.get(job_id)
                 if running is None:
-                    worker.cancel_prefetched(job_id)
+                    jobs.cancel_prefetched(job_id)
                 elif running.stop_reason is None:
                     log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
                     running.interrupt(StopReason.ABORT)
             backoff.reset()
-            if worker.beating_since is None:
-                worker.beating_since = time.monotonic()
+            if identity.beating_since is None:
+                identity.beating_since = time.monotonic()
             delay = options.heartbeat_interval
         except DatabaseUnavailable as exc:
             raise_if_cancelling()
-            worker.beating_since = None
+            identity.beating_since = None
             delay = backoff.next_delay()
             if backoff.should_log():
                 log_event(logger, logging.WARNING, "heartbeat.failed", retry_in_s=delay,
                           error=str(exc)[:200])
-        worker.check_aborts.clear()
-        await worker.wait_for(worker.check_aborts, delay, or_stop=False)
+        context.signals.check_aborts.clear()
+        await wait_for_event(context.signals.check_aborts, delay)
 
 
-def _report_stuck_jobs(worker: Worker) -> None:
+def _report_stuck_jobs(context: ServiceContext) -> None:
     now = time.monotonic()
-    for running in worker.running.values():
+    for running in context.jobs.running.values():
         if (running.interrupted_at is not None and not running.reported_stuck
-                and now - running.interrupted_at > worker.options.stuck_after):
+                and now - running.interrupted_at > context.options.stuck_after):
             running.reported_stuck = True
             log_event(logger, logging.WARNING, "job.stuck", job_id=running.job.id,
                       task=running.job.task_name, reason=running.stop_reason,

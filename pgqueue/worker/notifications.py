@@ -25,7 +25,7 @@ from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 
 if TYPE_CHECKING:
     from pgqueue.app import App
-    from pgqueue.worker.runner import Worker
+    from pgqueue.worker.services import ServiceContext
 
 logger = logging.getLogger("pgqueue.worker")
 
@@ -54,19 +54,19 @@ def listen_conninfo(app: App) -> str | None:
     return app.dsn if app.pooler == "none" else None
 
 
-async def listen_service(worker: Worker) -> None:
+async def listen_service(context: ServiceContext) -> None:
     """Returns at once (after one log line) when there is nowhere to LISTEN: the claim loop's
     poll and the heartbeat then do the listener's work, more slowly."""
-    conninfo = listen_conninfo(worker.app)
+    conninfo = listen_conninfo(context.app)
     if conninfo is None:
         log_event(logger, logging.WARNING, "listener.disabled",
                   reason="LISTEN cannot work through a transaction-mode pooler",
-                  wake_up="polling", poll_interval_s=worker.options.poll_interval,
+                  wake_up="polling", poll_interval_s=context.options.poll_interval,
                   fix="set --listen-dsn or PGQUEUE_LISTEN_DSN to a direct connection")
-        worker.ready.set()
+        context.signals.ready.set()
         return
     listener = Listener(conninfo, (JOBS_CHANNEL, ABORT_CHANNEL),
-                        application_name=worker_application_name(worker.name, "listen"))
+                        application_name=worker_application_name(context.identity.name, "listen"))
     backoff = Backoff()
     try:
         while True:
@@ -76,13 +76,13 @@ async def listen_service(worker: Worker) -> None:
                     if backoff.failures:
                         log_event(logger, logging.INFO, "listener.reconnected")
                     backoff.reset()
-                    worker.wake.set()  # catch up on what was enqueued while deaf
-                    worker.ready.set()
-                notifications = await listener.wait(worker.options.listener_ping_interval)
+                    context.signals.wake.set()  # catch up on what was enqueued while deaf
+                    context.signals.ready.set()
+                notifications = await listener.wait(context.options.listener_ping_interval)
                 if not notifications:
                     await listener.ping(timeout=5.0)
                 for channel, payload in notifications:
-                    _on_notification(worker, channel, payload)
+                    _on_notification(context, channel, payload)
             except DatabaseUnavailable as exc:
                 raise_if_cancelling()
                 await listener.close()
@@ -95,9 +95,9 @@ async def listen_service(worker: Worker) -> None:
         await listener.close()
 
 
-def _on_notification(worker: Worker, channel: str, payload: str) -> None:
+def _on_notification(context: ServiceContext, channel: str, payload: str) -> None:
     if channel == JOBS_CHANNEL:
-        if concerns_queues(payload, worker.options.queues):
-            worker.wake.set()
-    elif channel == ABORT_CHANNEL and payload == str(worker.worker_id):
-        worker.check_aborts.set()
+        if concerns_queues(payload, context.options.queues):
+            context.signals.wake.set()
+    elif channel == ABORT_CHANNEL and payload == str(context.identity.worker_id):
+        context.signals.check_aborts.set()

@@ -41,7 +41,13 @@ from pgqueue.worker.notifications import listen_service
 from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
-from pgqueue.worker.services import Service, Services
+from pgqueue.worker.services import (
+    Service,
+    ServiceContext,
+    Services,
+    WorkerIdentity,
+    WorkerSignals,
+)
 
 if TYPE_CHECKING:
     from pgqueue.app import App
@@ -58,7 +64,8 @@ class Worker:
         self.app = app
         self.options = options
         self.name = options.worker_name
-        self.worker_id: int | None = None
+        self.identity = WorkerIdentity(self.name)
+        self.signals = WorkerSignals()
         self.running: dict[int, RunningJob] = {}
         self.prefetched: collections.deque[ClaimedJob] = collections.deque()
         """Claimed jobs waiting for a slot (options.prefetch); heartbeats cover them too."""
@@ -71,13 +78,7 @@ class Worker:
         )
         self.stopping = False
         self._forced = False
-        self.ready = threading.Event()
-        """Set once the worker is registered and (with listen) LISTENing: jobs enqueued from
-        then on wake it within milliseconds."""
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.beating_since: float | None = None
-        """Monotonic time since which every heartbeat has landed (None: the last one failed
-        or none has yet); rescue waits for a full heartbeat timeout of it."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -85,10 +86,7 @@ class Worker:
         return asyncio.run(self.arun())
 
     async def arun(self) -> int:
-        self.wake = asyncio.Event()
         self.slot_freed = asyncio.Event()
-        self.stop_requested = asyncio.Event()
-        self.check_aborts = asyncio.Event()
         self.claim_connection = worker_connection(self.app, self.name, "claim")
         self.db = worker_connection(self.app, self.name, "ack")
         """Acknowledgements and every background service share it (worker/connection.py)."""
@@ -97,9 +95,12 @@ class Worker:
         loop = self.loop = asyncio.get_running_loop()
         handled = self._install_signal_handlers(loop)
         self.services = Services(on_give_up=lambda name: self.request_stop())
-        self.services.start(self._services())
+        self.services.start(self._services(ServiceContext(
+            app=self.app, db=self.db, options=self.options, identity=self.identity,
+            signals=self.signals, jobs=self, observers=self.observers,
+            register=self.register)))
         if not self.options.listen:
-            self.ready.set()
+            self.signals.ready.set()
         log_event(logger, logging.INFO, "worker.started", worker=self.name,
                   worker_id=self.worker_id, queues=",".join(self.options.queues or ["*"]),
                   concurrency=self.options.concurrency, pid=os.getpid())
@@ -122,15 +123,15 @@ class Worker:
         self._exit_if_tasks_outlive_their_jobs(code)
         return code
 
-    def _services(self) -> list[Service]:
+    def _services(self, context: ServiceContext) -> list[Service]:
         """Every background service, supervised one way (pgqueue.worker.services)."""
         services = [Service("completer", self.completer.run),
-                    Service("heartbeat", functools.partial(heartbeat_service, self)),
-                    Service("rescue", functools.partial(rescue_service, self))]
+                    Service("heartbeat", functools.partial(heartbeat_service, context)),
+                    Service("rescue", functools.partial(rescue_service, context))]
         if self.options.listen:
-            services.append(Service("listener", functools.partial(listen_service, self)))
+            services.append(Service("listener", functools.partial(listen_service, context)))
         if self.options.prune_every:
-            services.append(Service("retention", functools.partial(retention_service, self)))
+            services.append(Service("retention", functools.partial(retention_service, context)))
         extra = list(self.app.worker_services)
         if self.options.metrics_port is not None:
             from pgqueue.observe.metrics import metrics_service
@@ -138,7 +139,7 @@ class Worker:
             if metrics_service not in extra:
                 extra.append(metrics_service)
         services.extend(Service(getattr(service, "__name__", "service"),
-                                functools.partial(service, self)) for service in extra)
+                                functools.partial(service, context)) for service in extra)
         return services
 
     def _exit_if_tasks_outlive_their_jobs(self, code: int) -> None:
@@ -177,8 +178,8 @@ class Worker:
                       running=len(self.running), timeout_s=self.options.shutdown_timeout)
         self.stopping = True
         self._release_prefetched()
-        self.stop_requested.set()
-        self.wake.set()
+        self.signals.stop_requested.set()
+        self.signals.wake.set()
         self.slot_freed.set()
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
@@ -210,16 +211,28 @@ class Worker:
     ) -> None:
         waiters = {asyncio.ensure_future(event.wait())}
         if or_stop:
-            waiters.add(asyncio.ensure_future(self.stop_requested.wait()))
+            waiters.add(asyncio.ensure_future(self.signals.stop_requested.wait()))
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
 
-    def require_worker_id(self) -> int:
-        assert self.worker_id is not None
-        return self.worker_id
+    @property
+    def worker_id(self) -> int | None:
+        """Its id in pgqueue.workers (a new one after it was declared dead and registered
+        again)."""
+        return self.identity.worker_id
+
+    @worker_id.setter
+    def worker_id(self, worker_id: int | None) -> None:
+        self.identity.worker_id = worker_id
+
+    @property
+    def ready(self) -> threading.Event:
+        """Set once the worker is registered and (with listen) LISTENing: jobs enqueued from
+        then on wake it within milliseconds."""
+        return self.signals.ready
 
     # -- running -------------------------------------------------------------------------
 

@@ -13,12 +13,21 @@ exits non-zero, so `--supervise` or the service manager restarts it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pgqueue.logs import log_event
+
+if TYPE_CHECKING:
+    from pgqueue.app import App
+    from pgqueue.db import AsyncDatabase
+    from pgqueue.worker.executor import RunningJob
+    from pgqueue.worker.options import WorkerOptions
 
 logger = logging.getLogger("pgqueue.worker")
 
@@ -27,6 +36,69 @@ HEALTHY_AFTER = 60.0
 MAX_QUICK_FAILURES = 5
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
+
+
+@dataclass(slots=True)
+class WorkerIdentity:
+    """The worker as pgqueue.workers knows it; `worker_id` changes when a worker declared
+    dead registers again, so services read it each time."""
+
+    name: str
+    worker_id: int | None = None
+    beating_since: float | None = None
+    """Monotonic time since which every heartbeat has landed (None: the last one failed or
+    none has yet); rescue waits for a full heartbeat timeout of it."""
+
+    def require_id(self) -> int:
+        assert self.worker_id is not None, "the worker registers before its services start"
+        return self.worker_id
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSignals:
+    """The events through which services and the claim loop tell each other things."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    """Jobs may be due: the claim loop claims now (set by NOTIFY and reconnections)."""
+    check_aborts: asyncio.Event = field(default_factory=asyncio.Event)
+    """An abort was requested for a job of this worker: the heartbeat looks now."""
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: threading.Event = field(default_factory=threading.Event)
+    """Set once the worker is registered and (with listen) LISTENing: jobs enqueued from then
+    on wake it within milliseconds."""
+
+
+class JobsInFlight(Protocol):
+    """What the heartbeat and metrics see of the jobs a worker holds."""
+
+    @property
+    def running(self) -> Mapping[int, RunningJob]: ...
+
+    def cancel_prefetched(self, job_id: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceContext:
+    """Everything a background service may use of its worker, and nothing more: services
+    get this, never the worker itself."""
+
+    app: App
+    """Tasks and schedules (the scheduler), where to LISTEN (the listener)."""
+    db: AsyncDatabase
+    """The worker's own connection, shared by its services (pgqueue.worker.connection)."""
+    options: WorkerOptions
+    identity: WorkerIdentity
+    signals: WorkerSignals
+    jobs: JobsInFlight
+    observers: list[Any]
+    register: Callable[[], Awaitable[None]]
+    """Register again (the heartbeat learnt this worker was declared dead)."""
+
+
+async def wait_for_event(event: asyncio.Event, timeout: float) -> None:
+    """Until `event` is set or `timeout` seconds pass, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
 
 
 @dataclass(frozen=True, slots=True)
