@@ -13,17 +13,26 @@
 --
 --   pgqueue_producer  enqueue only: INSERT new jobs (only the columns a producer sets: never
 --                     state, attempts, worker or outcome columns), read back their ids, call
---                     pgqueue.enqueue(). It cannot read arguments or results of any job.
+--                     pgqueue.enqueue(). It cannot read arguments or results of any job. It
+--                     sees job ids (and so how many rows the table holds): INSERT ... RETURNING
+--                     id needs SELECT on id; bulk enqueue reserves ids from the sequence first.
 --   pgqueue_worker    the engine: claims and records jobs (and enqueues follow-up jobs from
---                     tasks), registers and heartbeats, rescues jobs of dead workers, reads
---                     pgqueue.paused_queues and pgqueue.migrations but cannot change them.
+--                     tasks), registers and heartbeats, rescues jobs of dead workers, prunes
+--                     finished jobs (its retention service, pgqueue.prune_batch), reads
+--                     pgqueue.paused_queues and pgqueue.migrations but cannot change them. It
+--                     writes a job's life-cycle columns only, never what a job runs (task,
+--                     queue, arguments, priority, attempts allowed, timeout).
 --   pgqueue_observer  reads the DBA views (queue_stats, task_stats, stuck_jobs,
 --                     workers_overview, health) and nothing else: no job arguments or results.
 --                     `pgqueue top` needs no more. Add pg_read_all_stats to let it see the age
 --                     of other roles' transactions in pgqueue.health.
 --
--- Retrying, cancelling, pausing and pruning stay with the schema owner (the functions are
--- SECURITY INVOKER: they can do only what the caller's table privileges allow).
+-- Retrying, cancelling, pausing and the pgqueue.prune procedure stay with the schema owner:
+-- EXECUTE on those functions is revoked from PUBLIC (grant it to an operator role to share
+-- them). They are SECURITY INVOKER, so the revoke is what keeps them from the worker, whose
+-- table privileges would let them run; those same privileges let its credentials requeue or
+-- cancel a job with a plain UPDATE: the split keeps operators' tools out of the engine's hands,
+-- it is no wall against a stolen worker password.
 -- Role names are cluster-wide; to use other names, replace them in a copy of this file.
 -- To remove: REVOKE the groups from login roles, run DROP OWNED BY <role> in each database,
 -- then DROP ROLE.
@@ -46,16 +55,44 @@ COMMENT ON ROLE pgqueue_observer IS 'pgqueue: read the DBA views only (migration
 
 GRANT USAGE ON SCHEMA pgqueue TO pgqueue_producer, pgqueue_worker, pgqueue_observer;
 
+-- operators' functions: the schema owner's ----------------------------------------------------
+REVOKE EXECUTE ON FUNCTION pgqueue.retry_job(bigint), pgqueue.cancel_job(bigint),
+    pgqueue.retry_failed(text, timestamptz, text), pgqueue.pause_queue(text, text),
+    pgqueue.resume_queue(text), pgqueue.pause_schedule(text), pgqueue.resume_schedule(text),
+    pgqueue.prune_batch(interval, interval, interval, integer) FROM PUBLIC;
+REVOKE EXECUTE ON PROCEDURE pgqueue.prune(interval, interval, interval, integer, bigint)
+    FROM PUBLIC;
+
 -- producer -----------------------------------------------------------------------------------
-GRANT INSERT (task_name, queue, args, kwargs, priority, run_at, max_attempts, timeout_seconds)
+-- id: a bulk enqueue (defer_many of 500 jobs or more) reserves its ids with nextval(), then
+-- COPYs them (COPY returns nothing). A producer could so pick an id the sequence will hand out
+-- later and make that later insert fail: producers are trusted not to sabotage the queue (they
+-- can flood it anyway).
+GRANT INSERT (id, task_name, queue, args, kwargs, priority, run_at, max_attempts,
+              timeout_seconds)
     ON pgqueue.jobs TO pgqueue_producer;
 GRANT SELECT (id) ON pgqueue.jobs TO pgqueue_producer;  -- INSERT ... RETURNING id
+GRANT USAGE ON SEQUENCE pgqueue.jobs_id_seq TO pgqueue_producer;
 GRANT EXECUTE ON FUNCTION pgqueue.enqueue(text, jsonb, text, integer, timestamptz, integer)
     TO pgqueue_producer;
 
 -- worker -------------------------------------------------------------------------------------
-GRANT SELECT, INSERT, UPDATE, DELETE ON pgqueue.jobs, pgqueue.workers TO pgqueue_worker;
+-- Jobs: what a producer may insert (follow-up jobs, periodic ticks), and a job's life cycle
+-- (claim, outcome, retry, release, rescue) as every UPDATE in pgqueue/sql/queries.sql writes it.
+-- The REVOKE drops table-wide grants an earlier version of this file made (it revokes the
+-- column grants too, given again just below), so re-applying the file narrows an old install.
+REVOKE INSERT, UPDATE ON pgqueue.jobs FROM pgqueue_worker;
+GRANT SELECT, DELETE ON pgqueue.jobs TO pgqueue_worker;
+GRANT INSERT (id, task_name, queue, args, kwargs, priority, run_at, max_attempts,
+              timeout_seconds)
+    ON pgqueue.jobs TO pgqueue_worker;
+GRANT UPDATE (state, attempts, worker_id, claim_token, abort_requested, run_at, started_at,
+              finished_at, result, error_type, error_message, error_traceback)
+    ON pgqueue.jobs TO pgqueue_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON pgqueue.workers TO pgqueue_worker;
 GRANT SELECT ON pgqueue.migrations, pgqueue.paused_queues TO pgqueue_worker;
+GRANT EXECUTE ON FUNCTION pgqueue.prune_batch(interval, interval, interval, integer)
+    TO pgqueue_worker;
 -- Tables later migrations add (periodic schedules, ...) are the engine's own state too: the
 -- worker reads and writes them. Only the operator-controlled tables above stay read-only.
 DO $$

@@ -29,7 +29,9 @@ from pgqueue.errors import (
 from pgqueue.logs import configure_logging
 from pgqueue.maintenance.retention import RetentionPolicy, parse_age, prune
 from pgqueue.migrate import apply_migrations, full_sql, migration_files, pending_migrations
+from pgqueue.printable import printable
 from pgqueue.readonly import require_writable
+from pgqueue.validation import MAX_NESTING
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -245,6 +247,9 @@ def _defer(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> in
         payload = json.loads(args.json_args)
     except ValueError as exc:
         raise CommandError(f"JSON_ARGS is not valid JSON: {exc}", EXIT_USAGE) from exc
+    except RecursionError as exc:  # json's parser recurses; the limit is far lower anyway
+        raise CommandError(f"JSON_ARGS is nested too deep to parse (arguments may nest "
+                           f"{MAX_NESTING} levels)", EXIT_USAGE) from exc
     if isinstance(payload, dict):
         positional, keywords = [], payload
     elif isinstance(payload, list):
@@ -363,7 +368,7 @@ def _time(value: datetime | None) -> str:
 def _table(
     out: Callable[[str], None], header: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    cells = [list(map(str, header)), *[list(map(str, row)) for row in rows]]
+    cells = [list(map(str, header)), *[list(map(printable, row)) for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

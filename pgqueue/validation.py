@@ -1,15 +1,22 @@
-"""Checks run at enqueue time so bad input fails in the caller, typed, and writes nothing."""
+"""Checks run at enqueue time so bad input fails in the caller, typed, and writes nothing.
+
+The limits here are the door's whole contract, and migrations_sql/0006_door_checks.sql holds
+the database to the same ones (docs/sql.md, "What a job may hold"): a value that passes here is
+one every worker can decode and run.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any
 
 from pgqueue.errors import (
+    ConfigurationError,
     InvalidArguments,
     InvalidName,
     InvalidPriority,
@@ -20,44 +27,109 @@ from pgqueue.errors import (
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000
 MAX_QUEUE_NAME, MAX_TASK_NAME = 200, 300
 DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
+MAX_NESTING = 100
+"""Arrays and objects inside one another, the outermost counted: `[[1]]` is 2 deep. Far above
+any real payload, and far below the ~1,000 at which Python's json (bound by the recursion
+limit, like psycopg's jsonb loader that uses it) fails inside a worker's own call stack."""
+MAX_INT_DIGITS = 4300
+"""Python's default `sys.get_int_max_str_digits()`: a longer integer cannot be decoded."""
+MAX_ATTEMPTS = 1_000_000
+MAX_TIMEOUT_SECONDS = 365 * 86_400
+MIN_RUN_AT = datetime(1, 1, 2, tzinfo=UTC)
+MAX_RUN_AT = datetime(9999, 12, 30, tzinfo=UTC)
+"""Python's datetime spans years 1 to 9999; a day's margin keeps a value decodable in every
+session time zone (Postgres' own range, and +-infinity, would fail the worker's decoding)."""
+
+_MAX_INT = 10**MAX_INT_DIGITS
+_MIN_INT = -_MAX_INT  # negated once: negating it per comparison allocates a 4,300-digit int
 
 
 def to_json(value: Any, what: str) -> str:
     """Serialise a value made only of exact JSON types. Anything else (a tuple, a set, a
     Decimal, int dict keys, a str or int subclass, NaN) would be silently altered by the
-    round-trip or rejected later by Postgres, so it is refused here, typed."""
-    if not _is_plain_json(value):
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArguments(f"{what} is not JSON-serialisable: {exc}") from exc
-        raise InvalidArguments(
-            f"{what} does not survive a JSON round-trip unchanged (tuples, non-str dict keys, "
-            "NaN and subclasses of JSON types are altered); pass lists, dicts with str keys, "
-            "str, int, float, bool and None"
-        )
-    text = _ENCODER.encode(value)
-    if "\\u0000" in text:
+    round-trip or rejected later by Postgres, and a value nested past MAX_NESTING or an integer
+    past MAX_INT_DIGITS could not be decoded by a worker: all are refused here, typed."""
+    problem = _json_problem(value)
+    if problem:
+        raise InvalidArguments(f"{what} {problem}")
+    try:
+        text = _ENCODER.encode(value)
+    except ValueError as exc:  # a process that lowered sys.set_int_max_str_digits()
+        raise InvalidArguments(f"{what} holds an integer this process cannot print: {exc}"
+                               ) from exc
+    if _has_nul(text):
         raise InvalidArguments(f"{what} contains a NUL character, which Postgres jsonb rejects")
     return text
 
 
 _SCALARS = (str, int, bool, type(None))
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: hot path
+_ROUND_TRIP = (
+    "does not survive a JSON round-trip unchanged (tuples, non-str dict keys, NaN and "
+    "subclasses of JSON types are altered); pass lists, dicts with str keys, str, int, float, "
+    "bool and None"
+)
+_JSON_KINDS = (list, tuple, dict, str, int, float, type(None))
 
 
-def _is_plain_json(value: Any) -> bool:
-    """One walk, exact types only (bool is not int here; 1.0 stays a float)."""
+def _json_problem(value: Any) -> str | None:
+    """Why `value` cannot be stored as it is (None: it can). One iterative walk, exact types
+    only (bool is not int here; 1.0 stays a float), so no depth of nesting can exhaust the
+    stack before the limit is reported."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        kind = type(item)
+        if kind is list:
+            members: Iterable[Any] = item
+        elif kind is dict:
+            if not all(type(key) is str for key in item):
+                return _ROUND_TRIP
+            members = item.values()
+        else:
+            return _scalar_problem(item)
+        depth += 1
+        if depth > MAX_NESTING:
+            return f"is nested more than {MAX_NESTING} levels deep (arrays and objects)"
+        for member in members:  # inlined, commonest first: this loop is the bulk of a walk
+            member_kind = type(member)
+            if member_kind is int:
+                if _MIN_INT < member < _MAX_INT:
+                    continue
+            elif member_kind is str or member_kind is bool or member is None:
+                continue
+            elif member_kind is list or member_kind is dict:
+                pending.append((member, depth))
+                continue
+            elif member_kind is float and math.isfinite(member):
+                continue
+            return _scalar_problem(member)
+    return None
+
+
+def _scalar_problem(value: Any) -> str | None:
     kind = type(value)
-    if kind in _SCALARS:
-        return True
+    if kind is int:
+        if _MIN_INT < value < _MAX_INT:
+            return None
+        return f"holds an integer of more than {MAX_INT_DIGITS} digits, which no worker decodes"
+    if kind in _SCALARS or (kind is float and math.isfinite(value)):
+        return None
     if kind is float:
-        return math.isfinite(value)
-    if kind is list:
-        return all(_is_plain_json(item) for item in value)
-    if kind is dict:
-        return all(type(key) is str and _is_plain_json(item) for key, item in value.items())
-    return False
+        return "holds NaN or an infinity, which JSON has no value for"
+    if isinstance(value, _JSON_KINDS):
+        return _ROUND_TRIP
+    return f"is not JSON-serialisable: {kind.__name__} is not a JSON type"
+
+
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""`\\u0000` starting a JSON escape (an even run of backslashes before it, so not the text
+`\\u0000` a user wrote, which JSON writes with its backslash doubled)."""
+
+
+def _has_nul(text: str) -> bool:
+    """A real NUL in JSON text; the substring test alone is the fast path for the common case."""
+    return "\\u0000" in text and _ESCAPED_NUL.search(text) is not None
 
 
 def encode_arguments(
@@ -97,26 +169,34 @@ jobs' arguments are a few scalars, and a bulk enqueue encodes tens of thousands 
 def _scalar_array(values: Iterable[Any]) -> str | None:
     """The JSON array `to_json` would write, if every value is a plain scalar; else None, and
     the general walk encodes the values or raises the typed error."""
-    parts = [_SCALAR_JSON.get(type(value), _not_scalar)(value) for value in values]
+    try:
+        parts = [_SCALAR_JSON.get(type(value), _not_scalar)(value) for value in values]
+    except ValueError:  # an integer past the process's digit limit: the walk says which
+        return None
     if None in parts:
         return None
-    return _without_nul("[" + ",".join(parts) + "]")
+    return _plainly_valid("[" + ",".join(parts) + "]")
 
 
 def _scalar_object(kwargs: Mapping[str, Any]) -> str | None:
     """As `_scalar_array`, for a flat dict with str keys."""
     if not all(type(key) is str for key in kwargs):
         return None
-    values = [_SCALAR_JSON.get(type(value), _not_scalar)(value) for value in kwargs.values()]
+    try:
+        values = [_SCALAR_JSON.get(type(value), _not_scalar)(value) for value in kwargs.values()]
+    except ValueError:
+        return None
     if None in values:
         return None
-    return _without_nul(
+    return _plainly_valid(
         "{" + ",".join(map("{}:{}".format, map(encode_basestring, kwargs), values)) + "}")
 
 
-def _without_nul(text: str) -> str | None:
-    """None if the JSON holds an escaped NUL: `to_json` then raises its typed error."""
-    return None if "\\u0000" in text else text
+def _plainly_valid(text: str) -> str | None:
+    """None if the general walk must look: a NUL, or a text long enough to hold an integer past
+    MAX_INT_DIGITS (printable when a process raised its own limit). `to_json` then raises the
+    typed error, or encodes the values after all."""
+    return None if len(text) > MAX_INT_DIGITS or _has_nul(text) else text
 
 
 def _utf8_size(text: str) -> int:
@@ -155,6 +235,9 @@ def check_schedule(run_at: datetime | None, delay: float | None) -> tuple[dateti
             raise InvalidSchedule(f"run_at must be a datetime, not {type(run_at).__name__}")
         if run_at.tzinfo is None or run_at.utcoffset() is None:
             raise InvalidSchedule("run_at must be timezone-aware (a naive datetime is ambiguous)")
+        if not MIN_RUN_AT <= run_at <= MAX_RUN_AT:
+            raise InvalidSchedule(f"run_at must be between {MIN_RUN_AT.date()} and "
+                                  f"{MAX_RUN_AT.date()} UTC, got {run_at.isoformat()}")
     seconds = 0.0 if delay is None else delay
     if hasattr(seconds, "total_seconds"):
         seconds = seconds.total_seconds()
@@ -162,4 +245,28 @@ def check_schedule(run_at: datetime | None, delay: float | None) -> tuple[dateti
         seconds
     ) or seconds < 0:
         raise InvalidSchedule(f"delay must be a finite number of seconds >= 0, got {delay!r}")
+    if seconds and seconds > (MAX_RUN_AT - datetime.now(UTC)).total_seconds():
+        raise InvalidSchedule(f"delay of {seconds:g} seconds runs past {MAX_RUN_AT.date()}, "
+                              "the latest run_at")
     return run_at, float(seconds)
+
+
+def check_max_attempts(value: Any) -> int:
+    """Bounded so the attempt count stays far inside the database's integer, in Python and
+    in SQL alike (migration 0006)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
+        raise ConfigurationError(
+            f"max_attempts must be an int between 1 and {MAX_ATTEMPTS}, not {value!r}")
+    return value
+
+
+def check_timeout(value: Any) -> float | None:
+    """None (no timeout) or finite seconds up to MAX_TIMEOUT_SECONDS: NaN and infinities are
+    floats too, and a thread cannot wait past `threading.TIMEOUT_MAX`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 < value <= MAX_TIMEOUT_SECONDS):
+        raise ConfigurationError(
+            f"timeout must be None or seconds > 0 and <= {MAX_TIMEOUT_SECONDS}, not {value!r}")
+    return float(value)

@@ -29,6 +29,7 @@ from rich.text import Text
 from pgqueue.app import App
 from pgqueue.errors import DatabaseUnavailable
 from pgqueue.observe.snapshot import Row, Snapshot, take_snapshot
+from pgqueue.printable import printable
 
 EXIT_OK = 0
 MAX_ROWS = {"queues": 15, "tasks": 12, "failing": 8, "workers": 10, "stuck": 8}
@@ -111,7 +112,7 @@ def render(snapshot: Snapshot, *, interval: float | None,
     """The whole screen for one snapshot (pure: no I/O, so it is unit-testable)."""
     parts: list[RenderableType] = [_header(snapshot, interval)]
     if error:
-        parts.append(Text(f"database unavailable, retrying: {error}", style="bold red"))
+        parts.append(_text(f"database unavailable, retrying: {error}", style="bold red"))
     parts.append(_summary(snapshot))
     for section in (_queues_table(snapshot.queues), _tasks_table(snapshot.tasks),
                     _failing_table(snapshot.failing_tasks, snapshot.taken_at),
@@ -123,7 +124,8 @@ def render(snapshot: Snapshot, *, interval: float | None,
 def _header(snapshot: Snapshot, interval: float | None) -> Text:
     header = Text("pgqueue top", style="bold")
     clock = datetime.fromtimestamp(snapshot.taken_at).strftime("%H:%M:%S")
-    details = [snapshot.database or DASH, clock, f"read in {_seconds(snapshot.read_seconds)}"]
+    details = [printable(snapshot.database) or DASH, clock,
+               f"read in {_seconds(snapshot.read_seconds)}"]
     if interval is not None:
         details += [f"every {interval:g}s", "q quits"]
     header.append("  " + " · ".join(details), style="dim")
@@ -181,7 +183,7 @@ def _queues_table(queues: Sequence[Row]) -> Table:
     for q in _capped(table, queues, "queues"):
         oldest = q["oldest_waiting_seconds"]
         table.add_row(
-            q["queue"], Text("paused", style="bold yellow") if q["paused"] else "active",
+            _text(q["queue"]), Text("paused", style="bold yellow") if q["paused"] else "active",
             str(q["due"]), str(q["scheduled"]), str(q["running"]),
             Text(str(q["failed"]), style="red" if q["failed"] else ""),
             Text(_seconds(oldest),
@@ -199,7 +201,7 @@ def _tasks_table(tasks: Sequence[Row]) -> Table:
                     "errors 5m", "errors 1h", "run p50", "run p95"))
     for t in _capped(table, tasks, "tasks"):
         table.add_row(
-            t["task_name"], str(t["queued"]), str(t["running"]), str(t["retrying"]),
+            _text(t["task_name"]), str(t["queued"]), str(t["running"]), str(t["retrying"]),
             str(t["succeeded_1m"] + t["failed_1m"]), f"{t['per_minute_5m']:g}",
             _error_rate(t["error_rate_5m"]), _error_rate(t["error_rate_1h"]),
             _seconds(t["duration_p50_seconds"]), _seconds(t["duration_p95_seconds"]))
@@ -215,9 +217,9 @@ def _failing_table(failing: Sequence[Row], now: float) -> RenderableType:
     table.columns[-1].overflow = "ellipsis"
     table.columns[-1].max_width = 70
     for t in _capped(table, failing, "failing"):
-        table.add_row(Text(t["task_name"], style="red"), str(t["failed_1h"]),
+        table.add_row(_text(t["task_name"], style="red"), str(t["failed_1h"]),
                       _error_rate(t["error_rate_1h"]), str(t["retrying"]),
-                      _ago(t["last_failed_at"], now), t["last_error"] or DASH)
+                      _ago(t["last_failed_at"], now), _text(t["last_error"] or DASH))
     return table
 
 
@@ -232,11 +234,11 @@ def _workers_table(workers: Sequence[Row]) -> RenderableType:
     for w in _capped(table, workers, "workers"):
         heartbeat = _seconds(w["heartbeat_age_seconds"]) + ("" if w["alive"] else " DEAD")
         table.add_row(
-            Text(w["name"], style="" if w["alive"] else "red"),
-            f"{w['hostname']}:{w['pid']}", ",".join(w["queues"] or ["*"]),
+            _text(w["name"], style="" if w["alive"] else "red"),
+            _text(f"{w['hostname']}:{w['pid']}"), _text(",".join(w["queues"] or ["*"])),
             f"{w['running_jobs']}/{w['concurrency']}",
             Text(heartbeat, style="" if w["alive"] else "bold red"),
-            _seconds(w["uptime_seconds"]), ", ".join(sorted(w["running_tasks"] or [])))
+            _seconds(w["uptime_seconds"]), _text(", ".join(sorted(w["running_tasks"] or []))))
     return table
 
 
@@ -247,13 +249,21 @@ def _stuck_table(stuck: Sequence[Row]) -> RenderableType:
                                   "worker"))
     table.title_style = "bold red"
     for s in _capped(table, stuck, "stuck"):
-        table.add_row(str(s["id"]), s["task_name"], s["queue"], Text(s["reason"], style="red"),
+        table.add_row(str(s["id"]), _text(s["task_name"]), _text(s["queue"]),
+                      Text(s["reason"], style="red"),
                       _seconds(s["running_seconds"]), _seconds(s["limit_seconds"]),
-                      s["worker_name"] or (f"#{s['worker_id']}" if s["worker_id"] else DASH))
+                      _text(s["worker_name"] or (f"#{s['worker_id']}" if s["worker_id"]
+                                                 else DASH)))
     return table
 
 
 # -- formatting --------------------------------------------------------------------------------
+
+
+def _text(value: object, style: str = "") -> Text:
+    """A value someone else wrote (a name, an error): escaped, and a Text, so rich reads it
+    neither as control sequences nor as markup (a queue named "[/]" made rich raise MarkupError)."""
+    return Text(printable(value), style=style)
 
 
 def _seconds(value: float | None) -> str:

@@ -169,3 +169,45 @@ def test_second_signal_exits_at_once_and_still_releases_jobs(
     assert worker.returncode == 0, output
     assert scalar(ledger_dsn, "SELECT row(state, attempts)::text FROM pgqueue.jobs "
                               "WHERE id = 1") == "(queued,0)"
+
+
+ECHO = "tests.apps.core_app.async_echo"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((ECHO, "[" * 101 + "]" * 101), "nested more than 100 levels deep"),
+    ((ECHO, "[" * 30_000 + "]" * 30_000), "nested too deep to parse (arguments may nest 100"),
+    ((ECHO, "[" + "7" * 5000 + "]"), "not valid JSON: Exceeds the limit (4300 digits)"),
+    ((ECHO, "[NaN]"), "NaN or an infinity"),
+    ((ECHO, "[1e999]"), "NaN or an infinity"),
+    ((ECHO, "[1]", "--run-at", "0001-01-01T12:00:00+00:00"), "run_at must be between"),
+    ((ECHO, "[1]", "--delay", "1e12"), "runs past 9999-12-30"),
+    ((ECHO, "[1]", "--queue", "q\x1b[2J"), "InvalidName"),
+])
+def test_defer_refuses_what_no_worker_could_run_in_one_line_with_exit_2(
+    ledger_dsn: str, args: tuple[str, ...], message: str
+) -> None:
+    """Nesting ~500 deep printed a RecursionError traceback and exited 1."""
+    result = run_cli("--app", APP, "defer", *args, dsn=ledger_dsn)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert scalar(ledger_dsn, "SELECT count(*) FROM pgqueue.jobs") == 0
+
+
+def test_stats_jobs_and_top_escape_what_producers_wrote(ledger_dsn: str) -> None:
+    """A queue name and an error message holding escape sequences, written by SQL, are shown
+    escaped: before, `stats` and `jobs` cleared the screen and retitled the terminal."""
+    hostile = "\x1b[2J\x1b]0;owned\x07"
+    with psycopg.connect(ledger_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgqueue.jobs (task_name, queue, state, finished_at, "
+                     "started_at, error_type, error_message) VALUES (%s, %s, 'failed', now(), "
+                     "now(), 'Boom', %s)", ("t" + hostile, "q" + hostile, "m" + hostile))
+    shown = "\\x1b[2J\\x1b]0;owned\\x07"
+    for command in (("stats",), ("jobs",), ("top", "--once")):
+        result = run_cli(*command, dsn=ledger_dsn)
+        assert result.returncode == 0, result.stderr
+        assert not set("\x1b\x07") & set(result.stdout), (command, result.stdout)
+        assert "q" + shown in result.stdout, (command, result.stdout)
+    assert "t" + shown in run_cli("jobs", dsn=ledger_dsn).stdout
+    assert "m" + shown in run_cli("top", "--once", dsn=ledger_dsn).stdout
