@@ -25,6 +25,7 @@ from pgqueue.validation import (
     MAX_TASK_NAME,
     check_name,
     check_priority,
+    check_timeout,
 )
 
 if TYPE_CHECKING:
@@ -126,13 +127,11 @@ class App:
                 name or f"{function.__module__}.{function.__qualname__}", "task name",
                 MAX_TASK_NAME,
             )
-            if timeout is not None and not timeout > 0:
-                raise ConfigurationError(f"timeout must be > 0 seconds, not {timeout!r}")
             registered: Task[Any, Any] = Task(
                 app=self, func=function, name=task_name,
                 queue=check_name(queue, "queue", MAX_QUEUE_NAME),
-                priority=check_priority(priority), retry=coerce_retry(retry), timeout=timeout,
-                pass_context=pass_context,
+                priority=check_priority(priority), retry=coerce_retry(retry),
+                timeout=check_timeout(timeout), pass_context=pass_context,
             )
             existing = self.tasks.get(task_name)
             if existing is not None and existing.func is not function:

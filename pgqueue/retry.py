@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pgqueue.errors import ConfigurationError
+from pgqueue.validation import check_max_attempts
 
 Backoff = Literal["exponential", "fixed"] | Callable[[int], float]
 
@@ -28,8 +29,7 @@ class RetryPolicy:
     jitter: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ConfigurationError(f"max_attempts must be an int >= 1, not {self.max_attempts!r}")
+        check_max_attempts(self.max_attempts)
         if not (callable(self.backoff) or self.backoff in ("exponential", "fixed")):
             raise ConfigurationError(
                 f"backoff must be 'exponential', 'fixed' or a callable, not {self.backoff!r}"
