@@ -120,8 +120,8 @@ def test_migration_guide_moves_pending_tasks_from_the_old_table(clean_jobs) -> N
 
 
 @pytest.mark.parametrize("command", [
-    ("pgqueue", "--log-level", "INFO", "worker", "--shutdown-timeout", "0.5"),
-    ("process_tasks", "--log-level", "INFO"),
+    ("pgqueue", "worker", "--shutdown-timeout", "600"),
+    ("process_tasks",),
 ], ids=["pgqueue worker", "process_tasks"])
 def test_a_stopped_worker_releases_a_job_its_sync_task_will_not_leave_and_exits(
     clean_jobs, tmp_path: Path, command: tuple[str, ...]
@@ -131,15 +131,14 @@ def test_a_stopped_worker_releases_a_job_its_sync_task_will_not_leave_and_exits(
     from shop.models import Order
     from shop.tasks import sleeps_ignoring_abort
 
-    Order.objects.create(reference="sleeping")
-    job_id = sleeps_ignoring_abort.defer(600)
+    reference = f"sleeping in {command[0]}"
+    Order.objects.create(reference=reference)
+    job_id = sleeps_ignoring_abort.defer(reference, 600)
     log = tmp_path / "worker.log"
     worker = spawn_manage(clean_jobs, *command, log=log)
-    wait_until(lambda: Order.objects.get(reference="sleeping").emailed, timeout=30,
+    wait_until(lambda: Order.objects.get(reference=reference).emailed, timeout=30,
                message="the task to start")
     worker.send_signal(signal.SIGTERM)
-    wait_until(lambda: "worker.stopping" in log.read_text(), timeout=10,
-               message="the first signal to be handled")
     worker.send_signal(signal.SIGINT)  # at once, as an impatient operator does
     worker.wait(timeout=20)
     assert "worker.exit_forced" in log.read_text(), log.read_text()

@@ -17,9 +17,9 @@ def email_order(reference: str) -> str:
 
 
 @app.task(retry=False)
-def sleeps_ignoring_abort(seconds: float) -> None:
+def sleeps_ignoring_abort(reference: str, seconds: float) -> None:
     """A sync task that never checks should_abort(): a shutdown can only release its job."""
-    Order.objects.filter(reference="sleeping").update(emailed=True)
+    Order.objects.filter(reference=reference).update(emailed=True)
     time.sleep(seconds)
 
 
