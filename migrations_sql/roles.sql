@@ -15,7 +15,8 @@
 --                     state, attempts, worker or outcome columns), read back their ids, call
 --                     pgqueue.enqueue(). It cannot read arguments or results of any job. It
 --                     sees job ids (and so how many rows the table holds): INSERT ... RETURNING
---                     id needs SELECT on id; bulk enqueue reserves ids from the sequence first.
+--                     id needs SELECT on id; bulk enqueue reserves ids from the sequence first;
+--                     unique enqueues read unique_key and state (which keys are held).
 --   pgqueue_worker    the engine: claims and records jobs (and enqueues follow-up jobs from
 --                     tasks), registers and heartbeats, rescues jobs of dead workers, prunes
 --                     finished jobs (its retention service, pgqueue.prune_batch), reads
@@ -68,12 +69,15 @@ REVOKE EXECUTE ON PROCEDURE pgqueue.prune(interval, interval, interval, integer,
 -- COPYs them (COPY returns nothing). A producer could so pick an id the sequence will hand out
 -- later and make that later insert fail: producers are trusted not to sabotage the queue (they
 -- can flood it anyway).
+-- unique_key, state: a unique enqueue (INSERT ... ON CONFLICT on jobs_unique_key_idx, whose
+-- predicate reads state) needs to read them, and so sees which keys are held and by jobs in
+-- which state; never arguments or results.
 GRANT INSERT (id, task_name, queue, args, kwargs, priority, run_at, max_attempts,
-              timeout_seconds)
+              timeout_seconds, unique_key)
     ON pgqueue.jobs TO pgqueue_producer;
-GRANT SELECT (id) ON pgqueue.jobs TO pgqueue_producer;  -- INSERT ... RETURNING id
+GRANT SELECT (id, unique_key, state) ON pgqueue.jobs TO pgqueue_producer;
 GRANT USAGE ON SEQUENCE pgqueue.jobs_id_seq TO pgqueue_producer;
-GRANT EXECUTE ON FUNCTION pgqueue.enqueue(text, jsonb, text, integer, timestamptz, integer)
+GRANT EXECUTE ON FUNCTION pgqueue.enqueue(text, jsonb, text, integer, timestamptz, integer, text)
     TO pgqueue_producer;
 
 -- worker -------------------------------------------------------------------------------------
@@ -84,7 +88,7 @@ GRANT EXECUTE ON FUNCTION pgqueue.enqueue(text, jsonb, text, integer, timestampt
 REVOKE INSERT, UPDATE ON pgqueue.jobs FROM pgqueue_worker;
 GRANT SELECT, DELETE ON pgqueue.jobs TO pgqueue_worker;
 GRANT INSERT (id, task_name, queue, args, kwargs, priority, run_at, max_attempts,
-              timeout_seconds)
+              timeout_seconds, unique_key)
     ON pgqueue.jobs TO pgqueue_worker;
 GRANT UPDATE (state, attempts, worker_id, claim_token, abort_requested, run_at, started_at,
               finished_at, result, error_type, error_message, error_traceback)

@@ -7,6 +7,7 @@ from pgqueue.context import JobContext
 from pgqueue.errors import (
     ConfigurationError,
     DatabaseUnavailable,
+    DuplicateJob,
     EnqueueError,
     InvalidArguments,
     InvalidName,
@@ -27,6 +28,7 @@ __all__ = [
     "App",
     "ConfigurationError",
     "DatabaseUnavailable",
+    "DuplicateJob",
     "EnqueueError",
     "InvalidArguments",
     "InvalidName",

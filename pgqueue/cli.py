@@ -19,6 +19,7 @@ from pgqueue.app import App
 from pgqueue.errors import (
     ConfigurationError,
     DatabaseUnavailable,
+    DuplicateJob,
     EnqueueError,
     JobNotFound,
     MigrationInProgress,
@@ -146,6 +147,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     schedule = defer.add_mutually_exclusive_group()
     schedule.add_argument("--delay", type=float, default=None, help="seconds from now")
     schedule.add_argument("--run-at", type=_aware_datetime, default=None)
+    defer.add_argument("--unique-key", default=None,
+                       help="at most one queued or running job holds this key: a duplicate "
+                            "names the job holding it")
+    defer.add_argument("--on-conflict", choices=["return", "raise"], default="return",
+                       help="a duplicate of --unique-key: say which job holds the key and exit "
+                            "0 (return), or fail with exit 1 (raise); default: %(default)s")
 
     jobs = commands.add_parser("jobs", help="list jobs, newest first")
     jobs.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
@@ -259,7 +266,16 @@ def _defer(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> in
     options = {key: value for key, value in (
         ("queue", args.queue), ("priority", args.priority), ("delay", args.delay),
         ("run_at", args.run_at)) if value is not None}
-    job_id = app.defer(args.task, positional, keywords, **options)
+    if args.unique_key is not None:
+        options.update(unique_key=args.unique_key, on_conflict="raise")
+    try:
+        job_id = app.defer(args.task, positional, keywords, **options)
+    except DuplicateJob as duplicate:
+        if args.on_conflict == "raise":
+            raise CommandError(str(duplicate), EXIT_FAILURE) from duplicate
+        out(f"job {duplicate.job_id} already holds unique key {args.unique_key!r}: "
+            "nothing deferred")
+        return EXIT_OK
     out(f"deferred job {job_id}")
     return EXIT_OK
 

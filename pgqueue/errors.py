@@ -43,6 +43,14 @@ class EnqueueError(PgQueueError):
     """The job cannot be enqueued; nothing was written."""
 
 
+class DuplicateJob(EnqueueError):
+    """A job with this unique key is already queued or running (`job_id`); nothing was written."""
+
+    def __init__(self, message: str | None = None, *, job_id: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
 class UnknownTask(EnqueueError):
     """No task is registered under this name."""
 

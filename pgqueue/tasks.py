@@ -12,13 +12,14 @@ import inspect
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
 from pgqueue import store
-from pgqueue.errors import InvalidArguments
+from pgqueue.errors import ConfigurationError, DatabaseUnavailable, DuplicateJob, InvalidArguments
 from pgqueue.retry import RetryPolicy
 from pgqueue.validation import (
     MAX_QUEUE_NAME,
+    MAX_UNIQUE_KEY,
     check_name,
     check_priority,
     check_schedule,
@@ -37,6 +38,10 @@ COPY_THRESHOLD = 500
 """defer_many switches from one INSERT … SELECT unnest(…) to COPY at this many jobs."""
 COPY_CHUNK = 1000
 """Jobs per chunk of a COPY: the server ingests one chunk while the next is encoded."""
+KEY_LOOKUPS = 3
+"""Times a unique enqueue asks again when the key's holder finished between the conflict and
+the lookup (the key is then free, and the next try inserts)."""
+OnConflict = Literal["return", "raise"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,6 +56,9 @@ class Task(Generic[P, R]):
     pass_context: bool = False
     run_at: datetime | None = None
     delay: float | timedelta | None = None
+    unique_key: str | None = None
+    """At most one queued or running job holds it (a unique index): see `using`."""
+    on_conflict: OnConflict = "return"
 
     @property
     def is_async(self) -> bool:
@@ -63,9 +71,21 @@ class Task(Generic[P, R]):
     def using(
         self, *, queue: str | None = None, priority: int | None = None,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
+        unique_key: str | None = None, on_conflict: OnConflict | None = None,
     ) -> Task[P, R]:
-        """A copy deferring with other options; the original is unchanged."""
+        """A copy deferring with other options; the original is unchanged.
+
+        `unique_key`: while a job with this key is queued or running, `defer` returns that
+        job's id instead of adding another (`on_conflict="raise"`: raises `DuplicateJob`
+        carrying it). Once it has finished, the key is free for a new job."""
         changes: dict[str, Any] = {}
+        if unique_key is not None:
+            changes["unique_key"] = check_name(unique_key, "unique key", MAX_UNIQUE_KEY)
+        if on_conflict is not None:
+            if on_conflict not in ("return", "raise"):
+                raise ConfigurationError(
+                    f"on_conflict must be 'return' or 'raise', not {on_conflict!r}")
+            changes["on_conflict"] = on_conflict
         if queue is not None:
             changes["queue"] = check_name(queue, "queue", MAX_QUEUE_NAME)
         if priority is not None:
@@ -81,43 +101,74 @@ class Task(Generic[P, R]):
         except TypeError as exc:
             raise InvalidArguments(f"{self.name}: {exc}") from exc
 
-    def _insert_call(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> store.Call[int]:
+    def _insert_fields(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         self._check_signature(args, kwargs)
         args_json, kwargs_json = encode_arguments(
             args, kwargs, max_bytes=self.app.max_payload_bytes
         )
         run_at, delay = check_schedule(self.run_at, self.delay)
-        return store.insert_job(
-            task_name=self.name, queue=self.queue, args_json=args_json, kwargs_json=kwargs_json,
-            priority=self.priority, run_at=run_at, delay=delay,
-            max_attempts=self.retry.max_attempts, timeout_seconds=self.timeout,
-        )
+        return {"task_name": self.name, "queue": self.queue, "args_json": args_json,
+                "kwargs_json": kwargs_json, "priority": self.priority, "run_at": run_at,
+                "delay": delay, "max_attempts": self.retry.max_attempts,
+                "timeout_seconds": self.timeout}
 
     def defer(
         self, *args: P.args, connection: ExternalConnection | None = None, **kwargs: P.kwargs
     ) -> int:
         """Enqueue a job and return its id. With `connection=`, the insert runs in that
         connection's current transaction and commits or rolls back with it."""
-        return self.app.db.run(self._insert_call(args, kwargs), connection)
+        fields = self._insert_fields(args, kwargs)
+        if self.unique_key is None:
+            return self.app.db.run(store.insert_job(**fields), connection)
+        call = store.insert_unique_job(**fields, unique_key=self.unique_key)
+        for _ in range(KEY_LOOKUPS):
+            found = self.app.db.run(call, connection)
+            if found is not None:
+                return self._unique_outcome(*found)
+        raise self._key_kept_changing_hands()
 
     async def defer_async(self, *args: P.args, **kwargs: P.kwargs) -> int:
-        return await self.app.db.arun(self._insert_call(args, kwargs))
+        fields = self._insert_fields(args, kwargs)
+        if self.unique_key is None:
+            return await self.app.db.arun(store.insert_job(**fields))
+        call = store.insert_unique_job(**fields, unique_key=self.unique_key)
+        for _ in range(KEY_LOOKUPS):
+            found = await self.app.db.arun(call)
+            if found is not None:
+                return self._unique_outcome(*found)
+        raise self._key_kept_changing_hands()
+
+    def _unique_outcome(self, job_id: int, created: bool) -> int:
+        if not created and self.on_conflict == "raise":
+            raise DuplicateJob(f"job {job_id} already holds unique key {self.unique_key!r}",
+                               job_id=job_id)
+        return job_id
+
+    def _key_kept_changing_hands(self) -> DatabaseUnavailable:
+        return DatabaseUnavailable(f"unique key {self.unique_key!r} changed hands "
+                                   f"{KEY_LOOKUPS} times during one enqueue; try again")
 
     def defer_many(
         self, items: Iterable[Sequence[Any] | Mapping[str, Any]], *,
         connection: ExternalConnection | None = None,
+        unique_keys: Sequence[str] | None = None,
     ) -> list[int]:
         """Enqueue many jobs in one statement (one NOTIFY). Each item is a tuple/list of
         positional arguments or a dict of keyword arguments.
 
         A bad item raises its typed error and no job is enqueued: a large batch is COPYed while
         later chunks are still being encoded, and an error there fails the COPY, rolling back
-        its transaction (with `connection=`, the caller's)."""
+        its transaction (with `connection=`, the caller's).
+
+        `unique_keys` (one per item) makes each job unique as `using(unique_key=...)` does: an
+        item whose key a queued or running job holds gets that job's id (never raises)."""
         batch = items if isinstance(items, list) else list(items)
         if not batch:
             return []
         run_at, delay = check_schedule(self.run_at, self.delay)
         fitting_shapes: set[int | frozenset[str]] = set()
+        if unique_keys is not None:
+            return self._defer_many_unique(batch, unique_keys, run_at, delay, connection)
         if len(batch) < COPY_THRESHOLD:
             args_json, kwargs_json = zip(*self._encode_items(batch, fitting_shapes), strict=True)
             return self.app.db.run(store.insert_jobs_many(
@@ -137,6 +188,35 @@ class Task(Generic[P, R]):
             timeout_seconds=self.timeout,
         ), connection)
         return ids
+
+    def _defer_many_unique(
+        self, batch: list[Sequence[Any] | Mapping[str, Any]], unique_keys: Sequence[str],
+        run_at: datetime | None, delay: float, connection: ExternalConnection | None,
+    ) -> list[int]:
+        if isinstance(unique_keys, str) or len(unique_keys) != len(batch):
+            raise InvalidArguments(f"{self.name}: defer_many needs one unique key per item "
+                                   f"({len(batch)} items)")
+        keys = [check_name(key, "unique key", MAX_UNIQUE_KEY) for key in unique_keys]
+        encoded = self._encode_items(batch, set())
+        ids: list[int | None] = [None] * len(batch)
+        for _ in range(KEY_LOOKUPS):
+            missing = [index for index, job_id in enumerate(ids) if job_id is None]
+            if not missing:
+                break
+            found = self.app.db.run(store.insert_unique_jobs_many(
+                task_name=self.name, queue=self.queue,
+                args_json=[encoded[i][0] for i in missing],
+                kwargs_json=[encoded[i][1] for i in missing],
+                unique_keys=[keys[i] for i in missing], priority=self.priority, run_at=run_at,
+                delay=delay, max_attempts=self.retry.max_attempts,
+                timeout_seconds=self.timeout,
+            ), connection)
+            for index, job_id in zip(missing, found, strict=True):
+                ids[index] = job_id
+        if None in ids:
+            raise DatabaseUnavailable(f"{self.name}: unique keys changed hands {KEY_LOOKUPS} "
+                                      "times during one defer_many; try again")
+        return [job_id for job_id in ids if job_id is not None]
 
     def _encode_items(
         self, items: Sequence[Sequence[Any] | Mapping[str, Any]],

@@ -26,6 +26,7 @@ from pgqueue.errors import (
 
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000
 MAX_QUEUE_NAME, MAX_TASK_NAME = 200, 300
+MAX_UNIQUE_KEY = 500
 DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
 MAX_NESTING = 100
 """Arrays and objects inside one another, the outermost counted: `[[1]]` is 2 deep. Far above

@@ -10,6 +10,53 @@ VALUES (%(task_name)s, %(queue)s, %(args)s, %(kwargs)s, %(priority)s,
         %(timeout_seconds)s)
 RETURNING id;
 
+-- name: insert_unique_job
+-- Enqueue a job unless one holding its unique key is queued or running; returns (id, created).
+-- ON CONFLICT on jobs_unique_key_idx decides (two producers cannot both insert); the second
+-- branch reads the holder, and is empty if that job finished meanwhile or committed after this
+-- statement's snapshot began: the caller then runs the statement again.
+WITH inserted AS (
+    INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
+                              timeout_seconds, unique_key)
+    VALUES (%(task_name)s, %(queue)s, %(args)s, %(kwargs)s, %(priority)s,
+            coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
+            %(timeout_seconds)s, %(unique_key)s)
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('queued', 'running')
+    DO NOTHING
+    RETURNING id
+)
+SELECT id, true AS created FROM inserted
+UNION ALL
+SELECT id, false FROM pgqueue.jobs
+WHERE unique_key = %(unique_key)s AND state IN ('queued', 'running')
+  AND NOT EXISTS (SELECT 1 FROM inserted);
+
+-- name: insert_unique_jobs_many
+-- defer_many with a unique key per job, in one statement (one NOTIFY): the id of each job, new
+-- or the one already holding its key (NULL if that holder finished meanwhile: asked again).
+-- Two items with one key get the same job.
+WITH wanted AS (
+    SELECT a.args, a.kwargs, a.unique_key, a.position
+    FROM unnest(%(args)s::jsonb[], %(kwargs)s::jsonb[], %(unique_keys)s::text[])
+         WITH ORDINALITY AS a(args, kwargs, unique_key, position)
+), inserted AS (
+    INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
+                              timeout_seconds, unique_key)
+    SELECT %(task_name)s, %(queue)s, w.args, w.kwargs, %(priority)s,
+           coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
+           %(timeout_seconds)s, w.unique_key
+    FROM wanted AS w ORDER BY w.position
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('queued', 'running')
+    DO NOTHING
+    RETURNING id, unique_key
+)
+SELECT coalesce(i.id, held.id) AS id
+FROM wanted AS w
+LEFT JOIN inserted AS i ON i.unique_key = w.unique_key
+LEFT JOIN pgqueue.jobs AS held
+       ON i.id IS NULL AND held.unique_key = w.unique_key AND held.state IN ('queued', 'running')
+ORDER BY w.position;
+
 -- name: insert_jobs_many
 -- Bulk enqueue in one statement (so one NOTIFY); arrays are unnested row by row.
 INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,

@@ -161,3 +161,20 @@ def test_observer_reads_the_views_and_nothing_else(roles: Roles,
     top = run_cli("top", "--once", dsn=roles.dsn_as(roles.observer))
     assert top.returncode == 0, top.stdout + top.stderr
     assert "emails" in top.stdout and "paused" in top.stdout
+
+
+def test_producer_enqueues_unique_jobs(roles: Roles, owner: psycopg.Connection[Any]) -> None:
+    producer_app = App(roles.dsn_as(roles.producer))
+    send = producer_app.task(name="observe.quick", queue="emails")(lambda n=0: n)
+    try:
+        first = send.using(unique_key="k").defer(1)
+        assert send.using(unique_key="k").defer(2) == first
+        assert send.defer_many([(3,), (4,)], unique_keys=["k", "j"])[0] == first
+    finally:
+        producer_app.close()
+    with roles.connect_as(roles.producer) as conn:
+        by_sql = conn.execute("SELECT pgqueue.enqueue('observe.quick', '[5]', 'emails', "
+                              "unique_key => 'k')").fetchone()
+        assert by_sql == (first,)
+        _assert_denied(conn, "SELECT args FROM pgqueue.jobs")
+    assert owner.execute("SELECT count(*) FROM pgqueue.jobs").fetchone() == (2,)

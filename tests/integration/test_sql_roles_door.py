@@ -40,7 +40,7 @@ def _finished_job(owner: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def test_producer_bulk_enqueues_by_copy_and_reads_only_ids(
+def test_producer_bulk_enqueues_by_copy_and_reads_no_content(
         roles: Roles, owner: psycopg.Connection[Any]) -> None:
     """defer_many of 500 jobs or more reserves ids with nextval() and COPYs them: it was
     refused ("permission denied for sequence jobs_id_seq")."""
@@ -52,10 +52,12 @@ def test_producer_bulk_enqueues_by_copy_and_reads_only_ids(
         app.close()
     assert len(set(ids)) == 600
     with roles.connect_as(roles.producer) as conn:
-        # What SELECT (id) shows: ids and so the number of rows, nothing of their content.
+        # What SELECT (id, unique_key, state) shows: ids and so the number of rows, which
+        # keys are held and by jobs in which state (a unique enqueue needs them), nothing of
+        # their content.
         assert conn.execute("SELECT count(*), max(id) FROM pgqueue.jobs").fetchone() == (
             600, max(ids))
-        for column in ("task_name", "queue", "args", "state", "error_message"):
+        for column in ("task_name", "queue", "args", "kwargs", "result", "error_message"):
             with pytest.raises(Denied):
                 conn.execute(f"SELECT id FROM pgqueue.jobs WHERE {column} IS NOT NULL")
     assert owner.execute("SELECT count(*) FROM pgqueue.jobs WHERE state = 'queued'"
