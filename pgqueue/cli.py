@@ -292,7 +292,11 @@ def _jobs(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int
 
 
 def _retry(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
-    if not app.retry_job(args.job_id):
+    try:
+        retried = app.retry_job(args.job_id)
+    except DuplicateJob as duplicate:  # like a job in the wrong state: not now
+        raise CommandError(f"job {args.job_id}: {duplicate}", EXIT_FAILURE) from duplicate
+    if not retried:
         app.get_job(args.job_id)  # raises JobNotFound for an unknown id
         raise CommandError(f"job {args.job_id} is not finished; only finished jobs can be "
                            "retried", EXIT_FAILURE)

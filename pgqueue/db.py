@@ -37,6 +37,7 @@ from psycopg.rows import dict_row, tuple_row
 from pgqueue.errors import (
     ConfigurationError,
     DatabaseUnavailable,
+    DuplicateJob,
     ReadOnlyDatabase,
     SchemaMissing,
 )
@@ -190,6 +191,12 @@ def translated_errors() -> Iterator[None]:
     except (psycopg.errors.DuplicatePreparedStatement,
             psycopg.errors.InvalidSqlStatementName) as exc:
         raise _pooler_error(exc) from exc
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != "jobs_unique_key_idx":
+            raise
+        # Queueing a finished job again (an operator retry) while another holds its key.
+        raise DuplicateJob("another queued or running job holds this job's unique key; "
+                           "retry it once that job has finished") from exc
     except psycopg.errors.ReadOnlySqlTransaction as exc:
         # Read-only in a way pgqueue.readonly could not see coming (the server did not report
         # it). The primary message only: str(exc) adds the PL/pgSQL context of prune() etc.

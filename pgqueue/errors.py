@@ -44,9 +44,10 @@ class EnqueueError(PgQueueError):
 
 
 class DuplicateJob(EnqueueError):
-    """A job with this unique key is already queued or running (`job_id`); nothing was written."""
+    """A job with this unique key is already queued or running (`job_id`, when known); nothing
+    was written."""
 
-    def __init__(self, message: str | None = None, *, job_id: int) -> None:
+    def __init__(self, message: str | None = None, *, job_id: int | None = None) -> None:
         super().__init__(message)
         self.job_id = job_id
 

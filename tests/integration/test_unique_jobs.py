@@ -143,3 +143,19 @@ def test_sql_enqueue_and_cli_defer_share_the_key(app: pgqueue.App, dsn: str) -> 
                     "--unique-key", "other", dsn=dsn)
     assert fresh.returncode == 0 and "deferred job" in fresh.stdout
     assert scalar(dsn, "SELECT count(*) FROM pgqueue.jobs") == 2
+
+
+def test_retrying_a_finished_job_whose_key_another_holds_says_so(
+    app: pgqueue.App, dsn: str
+) -> None:
+    send = core_app.add.using(unique_key="report")
+    old = send.defer(1, b=1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE pgqueue.jobs SET state = 'failed', finished_at = now() "
+                     "WHERE id = %s", (old,))
+    send.defer(2, b=2)
+    with pytest.raises(pgqueue.DuplicateJob, match="holds this job's unique key"):
+        app.retry_job(old)
+    result = run_cli("retry", str(old), dsn=dsn)
+    assert result.returncode == 1 and "unique key" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
