@@ -150,12 +150,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     defer.add_argument("--unique-key", default=None,
                        help="at most one queued or running job holds this key: a duplicate "
                             "names the job holding it")
+    defer.add_argument("--lock", default=None,
+                       help="jobs sharing a lock run one at a time, in enqueue order")
     defer.add_argument("--on-conflict", choices=["return", "raise"], default="return",
                        help="a duplicate of --unique-key: say which job holds the key and exit "
                             "0 (return), or fail with exit 1 (raise); default: %(default)s")
 
     jobs = commands.add_parser("jobs", help="list jobs, newest first")
-    jobs.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    jobs.add_argument("--state", choices=["queued", "waiting", "running", "succeeded", "failed",
+                                          "cancelled"])
     jobs.add_argument("--queue")
     jobs.add_argument("--task")
     jobs.add_argument("--limit", type=int, default=50)
@@ -265,7 +268,7 @@ def _defer(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> in
         raise CommandError("JSON_ARGS must be a JSON object or array", EXIT_USAGE)
     options = {key: value for key, value in (
         ("queue", args.queue), ("priority", args.priority), ("delay", args.delay),
-        ("run_at", args.run_at)) if value is not None}
+        ("run_at", args.run_at), ("lock", args.lock)) if value is not None}
     if args.unique_key is not None:
         options.update(unique_key=args.unique_key, on_conflict="raise")
     try:

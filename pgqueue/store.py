@@ -28,49 +28,50 @@ def _first_id(rows: list[Row]) -> int:
 def insert_job(
     *, task_name: str, queue: str, args_json: str, kwargs_json: str, priority: int,
     run_at: datetime | None, delay: float, max_attempts: int, timeout_seconds: float | None,
+    lock: str | None = None,
 ) -> Call[int]:
     return Call("insert_job", {
         "task_name": task_name, "queue": queue, "args": args_json, "kwargs": kwargs_json,
         "priority": priority, "run_at": run_at, "delay": delay, "max_attempts": max_attempts,
-        "timeout_seconds": timeout_seconds,
+        "timeout_seconds": timeout_seconds, "lock": lock,
     }, _first_id)
 
 
 def insert_unique_job(
     *, task_name: str, queue: str, args_json: str, kwargs_json: str, priority: int,
     run_at: datetime | None, delay: float, max_attempts: int, timeout_seconds: float | None,
-    unique_key: str,
+    unique_key: str, lock: str | None = None,
 ) -> Call[tuple[int, bool] | None]:
     """(job id, whether this call created it); None when the key changed hands meanwhile."""
     return Call("insert_unique_job", {
         "task_name": task_name, "queue": queue, "args": args_json, "kwargs": kwargs_json,
         "priority": priority, "run_at": run_at, "delay": delay, "max_attempts": max_attempts,
-        "timeout_seconds": timeout_seconds, "unique_key": unique_key,
+        "timeout_seconds": timeout_seconds, "unique_key": unique_key, "lock": lock,
     }, lambda rows: (rows[0]["id"], rows[0]["created"]) if rows else None)
 
 
 def insert_unique_jobs_many(
     *, task_name: str, queue: str, args_json: Sequence[str], kwargs_json: Sequence[str],
     unique_keys: Sequence[str], priority: int, run_at: datetime | None, delay: float,
-    max_attempts: int, timeout_seconds: float | None,
+    max_attempts: int, timeout_seconds: float | None, lock: str | None = None,
 ) -> Call[list[int | None]]:
     return Call("insert_unique_jobs_many", {
         "task_name": task_name, "queue": queue, "args": list(args_json),
         "kwargs": list(kwargs_json), "unique_keys": list(unique_keys), "priority": priority,
         "run_at": run_at, "delay": delay, "max_attempts": max_attempts,
-        "timeout_seconds": timeout_seconds,
+        "timeout_seconds": timeout_seconds, "lock": lock,
     }, lambda rows: [row["id"] for row in rows])
 
 
 def insert_jobs_many(
     *, task_name: str, queue: str, args_json: Sequence[str], kwargs_json: Sequence[str],
     priority: int, run_at: datetime | None, delay: float, max_attempts: int,
-    timeout_seconds: float | None,
+    timeout_seconds: float | None, lock: str | None = None,
 ) -> Call[list[int]]:
     return Call("insert_jobs_many", {
         "task_name": task_name, "queue": queue, "args": list(args_json),
         "kwargs": list(kwargs_json), "priority": priority, "run_at": run_at, "delay": delay,
-        "max_attempts": max_attempts, "timeout_seconds": timeout_seconds,
+        "max_attempts": max_attempts, "timeout_seconds": timeout_seconds, "lock": lock,
     }, _ids)
 
 

@@ -57,8 +57,10 @@ class Task(Generic[P, R]):
     run_at: datetime | None = None
     delay: float | timedelta | None = None
     unique_key: str | None = None
-    """At most one queued or running job holds it (a unique index): see `using`."""
+    """At most one unfinished job holds it (a unique index): see `using`."""
     on_conflict: OnConflict = "return"
+    lock: str | None = None
+    """Jobs sharing it run one at a time, in enqueue order: see `using`."""
 
     @property
     def is_async(self) -> bool:
@@ -72,13 +74,20 @@ class Task(Generic[P, R]):
         self, *, queue: str | None = None, priority: int | None = None,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         unique_key: str | None = None, on_conflict: OnConflict | None = None,
+        lock: str | None = None,
     ) -> Task[P, R]:
         """A copy deferring with other options; the original is unchanged.
 
-        `unique_key`: while a job with this key is queued or running, `defer` returns that
-        job's id instead of adding another (`on_conflict="raise"`: raises `DuplicateJob`
-        carrying it). Once it has finished, the key is free for a new job."""
+        `unique_key`: while a job with this key is unfinished (queued, waiting or running),
+        `defer` returns that job's id instead of adding another (`on_conflict="raise"`: raises
+        `DuplicateJob` carrying it). Once it has finished, the key is free for a new job.
+
+        `lock`: jobs sharing a lock never run at the same time, on any worker, and start in
+        enqueue order; a job whose lock is held waits (state `waiting`) until the jobs ahead
+        of it have finished. Other jobs are not held up."""
         changes: dict[str, Any] = {}
+        if lock is not None:
+            changes["lock"] = check_name(lock, "lock", MAX_UNIQUE_KEY)
         if unique_key is not None:
             changes["unique_key"] = check_name(unique_key, "unique key", MAX_UNIQUE_KEY)
         if on_conflict is not None:
@@ -110,7 +119,7 @@ class Task(Generic[P, R]):
         return {"task_name": self.name, "queue": self.queue, "args_json": args_json,
                 "kwargs_json": kwargs_json, "priority": self.priority, "run_at": run_at,
                 "delay": delay, "max_attempts": self.retry.max_attempts,
-                "timeout_seconds": self.timeout}
+                "timeout_seconds": self.timeout, "lock": self.lock}
 
     def defer(
         self, *args: P.args, connection: ExternalConnection | None = None, **kwargs: P.kwargs
@@ -169,12 +178,13 @@ class Task(Generic[P, R]):
         fitting_shapes: set[int | frozenset[str]] = set()
         if unique_keys is not None:
             return self._defer_many_unique(batch, unique_keys, run_at, delay, connection)
-        if len(batch) < COPY_THRESHOLD:
+        if len(batch) < COPY_THRESHOLD or self.lock is not None:  # COPY carries no lock
             args_json, kwargs_json = zip(*self._encode_items(batch, fitting_shapes), strict=True)
             return self.app.db.run(store.insert_jobs_many(
                 task_name=self.name, queue=self.queue, args_json=args_json,
                 kwargs_json=kwargs_json, priority=self.priority, run_at=run_at, delay=delay,
                 max_attempts=self.retry.max_attempts, timeout_seconds=self.timeout,
+                lock=self.lock,
             ), connection)
         first = self._encode_items(batch[:COPY_CHUNK], fitting_shapes)  # fail before any SQL
         rest = (self._encode_items(batch[start:start + COPY_CHUNK], fitting_shapes)
@@ -209,7 +219,7 @@ class Task(Generic[P, R]):
                 kwargs_json=[encoded[i][1] for i in missing],
                 unique_keys=[keys[i] for i in missing], priority=self.priority, run_at=run_at,
                 delay=delay, max_attempts=self.retry.max_attempts,
-                timeout_seconds=self.timeout,
+                timeout_seconds=self.timeout, lock=self.lock,
             ), connection)
             for index, job_id in zip(missing, found, strict=True):
                 ids[index] = job_id

@@ -17,6 +17,8 @@ JsonValue = Any
 
 class JobState(enum.StrEnum):
     QUEUED = "queued"
+    WAITING = "waiting"
+    """Behind an unfinished job of the same lock; queued when that one finishes."""
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"

@@ -2,12 +2,13 @@
 -- one-line comment saying why the query is shaped as it is. Loaded by pgqueue/queries.py.
 
 -- name: insert_job
--- Enqueue one job; the statement trigger sends the wake-up NOTIFY.
+-- Enqueue one job; the statement trigger sends the wake-up NOTIFY (and, with a lock, a row
+-- trigger makes it wait behind the lock's unfinished jobs: migration 0009).
 INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
-                          timeout_seconds)
+                          timeout_seconds, lock)
 VALUES (%(task_name)s, %(queue)s, %(args)s, %(kwargs)s, %(priority)s,
         coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
-        %(timeout_seconds)s)
+        %(timeout_seconds)s, %(lock)s)
 RETURNING id;
 
 -- name: insert_unique_job
@@ -17,18 +18,19 @@ RETURNING id;
 -- statement's snapshot began: the caller then runs the statement again.
 WITH inserted AS (
     INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
-                              timeout_seconds, unique_key)
+                              timeout_seconds, unique_key, lock)
     VALUES (%(task_name)s, %(queue)s, %(args)s, %(kwargs)s, %(priority)s,
             coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
-            %(timeout_seconds)s, %(unique_key)s)
-    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('queued', 'running')
+            %(timeout_seconds)s, %(unique_key)s, %(lock)s)
+    ON CONFLICT (unique_key)
+        WHERE unique_key IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled')
     DO NOTHING
     RETURNING id
 )
 SELECT id, true AS created FROM inserted
 UNION ALL
 SELECT id, false FROM pgqueue.jobs
-WHERE unique_key = %(unique_key)s AND state IN ('queued', 'running')
+WHERE unique_key = %(unique_key)s AND state NOT IN ('succeeded', 'failed', 'cancelled')
   AND NOT EXISTS (SELECT 1 FROM inserted);
 
 -- name: insert_unique_jobs_many
@@ -41,12 +43,13 @@ WITH wanted AS (
          WITH ORDINALITY AS a(args, kwargs, unique_key, position)
 ), inserted AS (
     INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
-                              timeout_seconds, unique_key)
+                              timeout_seconds, unique_key, lock)
     SELECT %(task_name)s, %(queue)s, w.args, w.kwargs, %(priority)s,
            coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
-           %(timeout_seconds)s, w.unique_key
+           %(timeout_seconds)s, w.unique_key, %(lock)s
     FROM wanted AS w ORDER BY w.position
-    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('queued', 'running')
+    ON CONFLICT (unique_key)
+        WHERE unique_key IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled')
     DO NOTHING
     RETURNING id, unique_key
 )
@@ -54,16 +57,17 @@ SELECT coalesce(i.id, held.id) AS id
 FROM wanted AS w
 LEFT JOIN inserted AS i ON i.unique_key = w.unique_key
 LEFT JOIN pgqueue.jobs AS held
-       ON i.id IS NULL AND held.unique_key = w.unique_key AND held.state IN ('queued', 'running')
+       ON i.id IS NULL AND held.unique_key = w.unique_key
+      AND held.state NOT IN ('succeeded', 'failed', 'cancelled')
 ORDER BY w.position;
 
 -- name: insert_jobs_many
 -- Bulk enqueue in one statement (so one NOTIFY); arrays are unnested row by row.
 INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
-                          timeout_seconds)
+                          timeout_seconds, lock)
 SELECT %(task_name)s, %(queue)s, a.args, a.kwargs, %(priority)s,
        coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
-       %(timeout_seconds)s
+       %(timeout_seconds)s, %(lock)s
 FROM unnest(%(args)s::jsonb[], %(kwargs)s::jsonb[]) AS a(args, kwargs)
 RETURNING id;
 
@@ -300,14 +304,15 @@ WITH retried AS (
 SELECT id FROM retried, LATERAL (SELECT pg_notify('pgqueue_jobs', '')) AS wake;
 
 -- name: cancel_job
--- A queued job is cancelled at once; a running one gets an abort request its worker acts on
--- (told by NOTIFY now, or by its next heartbeat if the notification is missed).
+-- A queued or waiting job is cancelled at once; a running one gets an abort request its worker
+-- acts on (told by NOTIFY now, or by its next heartbeat if the notification is missed).
 WITH cancelled AS (
     UPDATE pgqueue.jobs
-    SET state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END::pgqueue.job_state,
-        finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END,
+    SET state = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled'
+                     ELSE state END::pgqueue.job_state,
+        finished_at = CASE WHEN state IN ('queued', 'waiting') THEN now() ELSE finished_at END,
         abort_requested = (state = 'running')
-    WHERE id = %(id)s AND state IN ('queued', 'running')
+    WHERE id = %(id)s AND state IN ('queued', 'waiting', 'running')
     RETURNING id, state::text AS state, worker_id
 )
 SELECT cancelled.state FROM cancelled

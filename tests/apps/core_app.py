@@ -236,3 +236,14 @@ def retries_in_ten_thousand_years() -> None:
 @app.task(retry=pgqueue.RetryPolicy(max_attempts=2, backoff=lambda attempt: float("nan")))
 def fails_with_a_broken_backoff() -> None:
     raise ValueError("fails, and its backoff cannot say when to retry")
+
+
+@app.task(pass_context=True, retry=pgqueue.RetryPolicy(max_attempts=3, backoff="fixed",
+                                                       base_delay=0))
+def hold_briefly(context: pgqueue.JobContext, seconds: float, fail: bool = False) -> None:
+    """Records its start and end in the ledger, so tests can see what ran at the same time."""
+    record(context, "start")
+    time.sleep(seconds)
+    record(context, "end")
+    if fail:
+        raise RuntimeError("failing on purpose")

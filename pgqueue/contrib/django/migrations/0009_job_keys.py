@@ -1,5 +1,5 @@
 # ruff: noqa: RUF012
-"""Runs migrations_sql/0009_unique_jobs.sql."""
+"""Runs migrations_sql/0009_job_keys.sql."""
 
 from django.db import migrations
 
@@ -8,4 +8,4 @@ from pgqueue.contrib.django.operations import RunSqlFile
 
 class Migration(migrations.Migration):
     dependencies = [("pgqueue", "0008_worker_connections")]
-    operations = [RunSqlFile("0009_unique_jobs")]
+    operations = [RunSqlFile("0009_job_keys")]
