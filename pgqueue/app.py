@@ -16,6 +16,7 @@ from pgqueue.db import (
     resolve_pooler,
 )
 from pgqueue.errors import ConfigurationError, JobNotFound, UnknownTask
+from pgqueue.limits import QueueLimits
 from pgqueue.retry import RetryPolicy, coerce_retry
 from pgqueue.tasks import DEFAULT_QUEUE, Task
 from pgqueue.types import Job, QueueStats
@@ -61,6 +62,8 @@ class App:
         """Coroutines every worker of this app runs beside its claim loop, each given the
         worker's `ServiceContext` and supervised like the built-in services (restarted when
         they raise; cancelled at exit)."""
+        self.queue_limits: dict[str, QueueLimits] = {}
+        """Limits declared with `queue()`, written by every worker at start."""
         self._db: Database | None = None
 
     @property
@@ -140,6 +143,20 @@ class App:
             return registered
 
         return register(func) if func is not None else register
+
+    def queue(
+        self, name: str, *, concurrency: int | None = None,
+        per_key_concurrency: int | None = None, rate_limit: str | None = None,
+    ) -> QueueLimits:
+        """Declare a queue's limits, enforced by the database across every worker: at most
+        `concurrency` running at once, at most `per_key_concurrency` running per
+        `concurrency_key`, at most `rate_limit` starts ("100/m") in any window of the period.
+        Workers write them at start; an operator's runtime change (`pgqueue queue NAME ...`,
+        `pgqueue.set_queue_limit()`) stands until `pgqueue queue NAME --reset`."""
+        limits = QueueLimits(name, concurrency=concurrency,
+                             per_key_concurrency=per_key_concurrency, rate_limit=rate_limit)
+        self.queue_limits[name] = limits
+        return limits
 
     def periodic(self, **options: Any) -> Callable[[Task[Any, Any]], Task[Any, Any]]:
         """Run a task on a schedule; stack above @app.task (see docs/periodic.md)."""

@@ -21,12 +21,14 @@ from pgqueue.errors import (
     DatabaseUnavailable,
     DuplicateJob,
     EnqueueError,
+    InvalidLimit,
     JobNotFound,
     MigrationInProgress,
     PgQueueError,
     ReadOnlyDatabase,
     SchemaMissing,
 )
+from pgqueue.limits import check_limit, parse_rate_limit
 from pgqueue.logs import configure_logging
 from pgqueue.maintenance.retention import RetentionPolicy, parse_age, prune
 from pgqueue.migrate import apply_migrations, full_sql, migration_files, pending_migrations
@@ -182,6 +184,23 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     toggle = schedules.add_mutually_exclusive_group()
     toggle.add_argument("--pause", metavar="ID", help="stop schedule ID from firing")
     toggle.add_argument("--resume", metavar="ID", help="let schedule ID fire again")
+
+    queue = commands.add_parser(
+        "queue", help="show or change a queue's limits, for every worker at once")
+    queue.add_argument("name")
+    for flag, help_text in (
+            ("--concurrency", "at most N jobs of the queue running at once on all workers"),
+            ("--per-key-concurrency", "at most N running at once per concurrency key"),
+            ("--rate-limit", "at most N starts in any window of the period: 10/s, 100/m, 1000/h, "
+                             "5/d")):
+        queue.add_argument(flag, metavar="N|none", default=None,
+                           help=f"{help_text} ('none' removes the limit)")
+    queue.add_argument("--reset", action="store_true",
+                       help="forget the operator's limits: the queue's declaration in code "
+                            "applies again at the next worker start")
+    paused = queue.add_mutually_exclusive_group()
+    paused.add_argument("--pause", action="store_true", help="stop workers claiming from it")
+    paused.add_argument("--resume", action="store_true", help="let workers claim from it again")
     return parser
 
 
@@ -346,6 +365,46 @@ def _healthcheck(args: argparse.Namespace, app: App, out: Callable[[str], None])
     return EXIT_OK
 
 
+def _queue(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+    name = args.name
+    if args.reset:
+        app.db.run(store.reset_queue_limits(queue=name))
+    for limit_name, value in (("concurrency", args.concurrency),
+                              ("per_key_concurrency", args.per_key_concurrency),
+                              ("rate_limit", args.rate_limit)):
+        if value is None:
+            continue
+        if value != "none":
+            _check_limit_flag(limit_name, value)
+        app.db.run(store.set_queue_limit(queue=name, limit_name=limit_name,
+                                         limit_value=None if value == "none" else value))
+    if args.pause:
+        app.db.run(store.pause_queue(queue=name))
+    if args.resume:
+        app.db.run(store.resume_queue(queue=name))
+    limits = app.db.run(store.get_queue_limits(queue=name))
+    if limits is None:
+        paused = app.db.run(store.queue_is_paused(queue=name))
+        out(f"queue {printable(name)}: no limits{', paused' if paused else ''}")
+        return EXIT_OK
+    shown = [f"{key}={limits[key]}" for key in (
+        "concurrency", "per_key_concurrency", "rate_limit", "running", "started_in_window",
+        "paused", "set_by") if limits[key] is not None]
+    out(f"queue {printable(name)}: {' '.join(shown)}")
+    return EXIT_OK
+
+
+def _check_limit_flag(limit_name: str, value: str) -> None:
+    """The same rules as App.queue(), so a bad value is one line and exit 2, not SQL."""
+    try:
+        if limit_name == "rate_limit":
+            parse_rate_limit(value)
+        else:
+            check_limit(int(value) if value.strip().isdigit() else value, limit_name)
+    except InvalidLimit as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+
+
 def _schedules(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
     from pgqueue.periodic import admin
 
@@ -400,7 +459,7 @@ def _table(
 _HANDLERS: dict[str, Callable[[argparse.Namespace, App, Callable[[str], None]], int]] = {
     "worker": _worker, "migrate": _migrate, "defer": _defer, "jobs": _jobs, "retry": _retry,
     "cancel": _cancel, "prune": _prune, "stats": _stats, "healthcheck": _healthcheck,
-    "schedules": _schedules,
+    "schedules": _schedules, "queue": _queue,
     "top": _top,
 }
 

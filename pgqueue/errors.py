@@ -18,6 +18,10 @@ class ConfigurationError(PgQueueError):
     """pgqueue is misconfigured."""
 
 
+class InvalidLimit(ConfigurationError):
+    """Queue limits are whole numbers > 0, and rate limits look like 10/s, 100/m, 1000/h, 5/d."""
+
+
 class DatabaseUnavailable(PgQueueError):
     """The database cannot be reached."""
 

@@ -28,25 +28,27 @@ def _first_id(rows: list[Row]) -> int:
 def insert_job(
     *, task_name: str, queue: str, args_json: str, kwargs_json: str, priority: int,
     run_at: datetime | None, delay: float, max_attempts: int, timeout_seconds: float | None,
-    lock: str | None = None,
+    lock: str | None = None, concurrency_key: str | None = None,
 ) -> Call[int]:
     return Call("insert_job", {
         "task_name": task_name, "queue": queue, "args": args_json, "kwargs": kwargs_json,
         "priority": priority, "run_at": run_at, "delay": delay, "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds, "lock": lock,
+        "concurrency_key": concurrency_key,
     }, _first_id)
 
 
 def insert_unique_job(
     *, task_name: str, queue: str, args_json: str, kwargs_json: str, priority: int,
     run_at: datetime | None, delay: float, max_attempts: int, timeout_seconds: float | None,
-    unique_key: str, lock: str | None = None,
+    unique_key: str, lock: str | None = None, concurrency_key: str | None = None,
 ) -> Call[tuple[int, bool] | None]:
     """(job id, whether this call created it); None when the key changed hands meanwhile."""
     return Call("insert_unique_job", {
         "task_name": task_name, "queue": queue, "args": args_json, "kwargs": kwargs_json,
         "priority": priority, "run_at": run_at, "delay": delay, "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds, "unique_key": unique_key, "lock": lock,
+        "concurrency_key": concurrency_key,
     }, lambda rows: (rows[0]["id"], rows[0]["created"]) if rows else None)
 
 
@@ -54,12 +56,14 @@ def insert_unique_jobs_many(
     *, task_name: str, queue: str, args_json: Sequence[str], kwargs_json: Sequence[str],
     unique_keys: Sequence[str], priority: int, run_at: datetime | None, delay: float,
     max_attempts: int, timeout_seconds: float | None, lock: str | None = None,
+    concurrency_key: str | None = None,
 ) -> Call[list[int | None]]:
     return Call("insert_unique_jobs_many", {
         "task_name": task_name, "queue": queue, "args": list(args_json),
         "kwargs": list(kwargs_json), "unique_keys": list(unique_keys), "priority": priority,
         "run_at": run_at, "delay": delay, "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds, "lock": lock,
+        "concurrency_key": concurrency_key,
     }, lambda rows: [row["id"] for row in rows])
 
 
@@ -67,11 +71,13 @@ def insert_jobs_many(
     *, task_name: str, queue: str, args_json: Sequence[str], kwargs_json: Sequence[str],
     priority: int, run_at: datetime | None, delay: float, max_attempts: int,
     timeout_seconds: float | None, lock: str | None = None,
+    concurrency_key: str | None = None,
 ) -> Call[list[int]]:
     return Call("insert_jobs_many", {
         "task_name": task_name, "queue": queue, "args": list(args_json),
         "kwargs": list(kwargs_json), "priority": priority, "run_at": run_at, "delay": delay,
         "max_attempts": max_attempts, "timeout_seconds": timeout_seconds, "lock": lock,
+        "concurrency_key": concurrency_key,
     }, _ids)
 
 
@@ -404,3 +410,37 @@ def prune_finished_jobs(
         "keep_succeeded": keep_succeeded, "keep_failed": keep_failed,
         "keep_cancelled": keep_cancelled, "batch_size": batch_size,
     }, lambda rows: int(rows[0]["deleted"]))
+
+
+def set_queue_limit(
+    *, queue: str, limit_name: str, limit_value: str | None, set_by: str = "operator",
+) -> Call[None]:
+    return Call("set_queue_limit", {"queue": queue, "limit_name": limit_name,
+                                    "limit_value": limit_value, "set_by": set_by},
+                lambda rows: None)
+
+
+def declare_queue_limit(*, queue: str, limit_name: str, limit_value: str | None) -> Call[bool]:
+    """True if written, False if an operator's runtime limits stand for this queue."""
+    return Call("declare_queue_limit", {"queue": queue, "limit_name": limit_name,
+                                        "limit_value": limit_value}, bool)
+
+
+def reset_queue_limits(*, queue: str) -> Call[bool]:
+    return Call("reset_queue_limits", {"queue": queue}, bool)
+
+
+def get_queue_limits(*, queue: str) -> Call[Row | None]:
+    return Call("get_queue_limits", {"queue": queue}, lambda rows: rows[0] if rows else None)
+
+
+def pause_queue(*, queue: str) -> Call[bool]:
+    return Call("pause_queue", {"queue": queue}, lambda rows: bool(rows[0]["changed"]))
+
+
+def resume_queue(*, queue: str) -> Call[bool]:
+    return Call("resume_queue", {"queue": queue}, lambda rows: bool(rows[0]["changed"]))
+
+
+def queue_is_paused(*, queue: str) -> Call[bool]:
+    return Call("queue_is_paused", {"queue": queue}, lambda rows: bool(rows[0]["paused"]))

@@ -61,6 +61,8 @@ class Task(Generic[P, R]):
     on_conflict: OnConflict = "return"
     lock: str | None = None
     """Jobs sharing it run one at a time, in enqueue order: see `using`."""
+    concurrency_key: str | None = None
+    """Counted against the queue's per_key_concurrency (App.queue)."""
 
     @property
     def is_async(self) -> bool:
@@ -74,7 +76,7 @@ class Task(Generic[P, R]):
         self, *, queue: str | None = None, priority: int | None = None,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         unique_key: str | None = None, on_conflict: OnConflict | None = None,
-        lock: str | None = None,
+        lock: str | None = None, concurrency_key: str | None = None,
     ) -> Task[P, R]:
         """A copy deferring with other options; the original is unchanged.
 
@@ -84,8 +86,14 @@ class Task(Generic[P, R]):
 
         `lock`: jobs sharing a lock never run at the same time, on any worker, and start in
         enqueue order; a job whose lock is held waits (state `waiting`) until the jobs ahead
-        of it have finished. Other jobs are not held up."""
+        of it have finished. Other jobs are not held up.
+
+        `concurrency_key`: at most the queue's `per_key_concurrency` jobs with the same key run
+        at once (`App.queue`), on all workers together."""
         changes: dict[str, Any] = {}
+        if concurrency_key is not None:
+            changes["concurrency_key"] = check_name(concurrency_key, "concurrency key",
+                                                    MAX_UNIQUE_KEY)
         if lock is not None:
             changes["lock"] = check_name(lock, "lock", MAX_UNIQUE_KEY)
         if unique_key is not None:
@@ -119,7 +127,8 @@ class Task(Generic[P, R]):
         return {"task_name": self.name, "queue": self.queue, "args_json": args_json,
                 "kwargs_json": kwargs_json, "priority": self.priority, "run_at": run_at,
                 "delay": delay, "max_attempts": self.retry.max_attempts,
-                "timeout_seconds": self.timeout, "lock": self.lock}
+                "timeout_seconds": self.timeout, "lock": self.lock,
+                "concurrency_key": self.concurrency_key}
 
     def defer(
         self, *args: P.args, connection: ExternalConnection | None = None, **kwargs: P.kwargs
@@ -178,13 +187,13 @@ class Task(Generic[P, R]):
         fitting_shapes: set[int | frozenset[str]] = set()
         if unique_keys is not None:
             return self._defer_many_unique(batch, unique_keys, run_at, delay, connection)
-        if len(batch) < COPY_THRESHOLD or self.lock is not None:  # COPY carries no lock
+        if len(batch) < COPY_THRESHOLD or self.lock or self.concurrency_key:  # not in COPY
             args_json, kwargs_json = zip(*self._encode_items(batch, fitting_shapes), strict=True)
             return self.app.db.run(store.insert_jobs_many(
                 task_name=self.name, queue=self.queue, args_json=args_json,
                 kwargs_json=kwargs_json, priority=self.priority, run_at=run_at, delay=delay,
                 max_attempts=self.retry.max_attempts, timeout_seconds=self.timeout,
-                lock=self.lock,
+                lock=self.lock, concurrency_key=self.concurrency_key,
             ), connection)
         first = self._encode_items(batch[:COPY_CHUNK], fitting_shapes)  # fail before any SQL
         rest = (self._encode_items(batch[start:start + COPY_CHUNK], fitting_shapes)
@@ -220,6 +229,7 @@ class Task(Generic[P, R]):
                 unique_keys=[keys[i] for i in missing], priority=self.priority, run_at=run_at,
                 delay=delay, max_attempts=self.retry.max_attempts,
                 timeout_seconds=self.timeout, lock=self.lock,
+                concurrency_key=self.concurrency_key,
             ), connection)
             for index, job_id in zip(missing, found, strict=True):
                 ids[index] = job_id

@@ -5,10 +5,10 @@
 -- Enqueue one job; the statement trigger sends the wake-up NOTIFY (and, with a lock, a row
 -- trigger makes it wait behind the lock's unfinished jobs: migration 0009).
 INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
-                          timeout_seconds, lock)
+                          timeout_seconds, lock, concurrency_key)
 VALUES (%(task_name)s, %(queue)s, %(args)s, %(kwargs)s, %(priority)s,
         coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
-        %(timeout_seconds)s, %(lock)s)
+        %(timeout_seconds)s, %(lock)s, %(concurrency_key)s)
 RETURNING id;
 
 -- name: insert_unique_job
@@ -18,10 +18,10 @@ RETURNING id;
 -- statement's snapshot began: the caller then runs the statement again.
 WITH inserted AS (
     INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
-                              timeout_seconds, unique_key, lock)
+                              timeout_seconds, unique_key, lock, concurrency_key)
     VALUES (%(task_name)s, %(queue)s, %(args)s, %(kwargs)s, %(priority)s,
             coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
-            %(timeout_seconds)s, %(unique_key)s, %(lock)s)
+            %(timeout_seconds)s, %(unique_key)s, %(lock)s, %(concurrency_key)s)
     ON CONFLICT (unique_key)
         WHERE unique_key IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled')
     DO NOTHING
@@ -43,10 +43,10 @@ WITH wanted AS (
          WITH ORDINALITY AS a(args, kwargs, unique_key, position)
 ), inserted AS (
     INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
-                              timeout_seconds, unique_key, lock)
+                              timeout_seconds, unique_key, lock, concurrency_key)
     SELECT %(task_name)s, %(queue)s, w.args, w.kwargs, %(priority)s,
            coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
-           %(timeout_seconds)s, w.unique_key, %(lock)s
+           %(timeout_seconds)s, w.unique_key, %(lock)s, %(concurrency_key)s
     FROM wanted AS w ORDER BY w.position
     ON CONFLICT (unique_key)
         WHERE unique_key IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled')
@@ -64,10 +64,10 @@ ORDER BY w.position;
 -- name: insert_jobs_many
 -- Bulk enqueue in one statement (so one NOTIFY); arrays are unnested row by row.
 INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, run_at, max_attempts,
-                          timeout_seconds, lock)
+                          timeout_seconds, lock, concurrency_key)
 SELECT %(task_name)s, %(queue)s, a.args, a.kwargs, %(priority)s,
        coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
-       %(timeout_seconds)s, %(lock)s
+       %(timeout_seconds)s, %(lock)s, %(concurrency_key)s
 FROM unnest(%(args)s::jsonb[], %(kwargs)s::jsonb[]) AS a(args, kwargs)
 RETURNING id;
 
@@ -97,8 +97,9 @@ COPY pgqueue.jobs (id, task_name, queue, args, kwargs, priority, max_attempts,
 -- name: claim_jobs
 -- Claim up to %(limit)s due jobs in claim order, from the worker's queues (NULL: every queue).
 -- The rows are chosen and locked by pgqueue.claimable_job_ids (migration 0007), whose plan is
--- an ordered index walk that stops after the batch whatever the statistics say; here each id
--- is one primary-key probe.
+-- an ordered index walk that stops after the batch whatever the statistics say; here the ids
+-- are one primary-key index scan (the sub-select runs once, so `id = ANY(...)` is an index
+-- condition; with the worker's planner settings no cached plan can fall back to a table scan).
 -- The claim commits without waiting for the WAL flush (a claim lost in a crash only returns its
 -- job to queued): set_config(..., true) scopes that to this statement's own transaction, so it
 -- never leaks to the session (nor, behind a transaction-mode pooler, to another client's).
@@ -108,9 +109,8 @@ COPY pgqueue.jobs (id, task_name, queue, args, kwargs, priority, max_attempts,
 UPDATE pgqueue.jobs AS j
 SET state = 'running', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     claim_token = gen_random_uuid(), started_at = now(), abort_requested = false
-FROM unnest(pgqueue.claimable_job_ids(%(limit)s, %(queues)s::text[])) AS claimable(id),
-     (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
-WHERE j.id = claimable.id
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
+WHERE j.id = ANY((SELECT pgqueue.claimable_job_ids(%(limit)s, %(queues)s::text[]))::bigint[])
 RETURNING j.id, j.task_name, j.queue, j.args::text, j.kwargs::text, j.priority, j.attempts,
           j.max_attempts, j.claim_token,
           least(greatest(j.enqueued_at, '0001-01-02Z'), '9999-12-30Z') AS enqueued_at,
@@ -141,11 +141,14 @@ WHERE state = 'queued' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s
 -- Every acknowledgement compares state::text, not state: the running-jobs partial index then
 -- cannot be picked, whose estimate (often 1 row) led the generic plan to rescan the unnest for
 -- each running row (quadratic: 8.6 s for 7,000 jobs); this way each id is one primary key probe.
+-- `j.id = ANY(ids)` repeats the join as an index condition on the primary key: even a generic
+-- plan cached while the table was nearly empty then reads the batch's rows, not the table.
 UPDATE pgqueue.jobs AS j
 SET state = 'succeeded', finished_at = now(), result = o.result, worker_id = NULL
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(results)s::jsonb[]) AS o(id, token, result),
      (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
+  AND j.id = ANY(%(ids)s::bigint[])
 RETURNING j.id;
 
 -- name: mark_succeeded_returning_none
@@ -155,6 +158,7 @@ SET state = 'succeeded', finished_at = now(), result = 'null'::jsonb, worker_id 
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
      (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
+  AND j.id = ANY(%(ids)s::bigint[])
 RETURNING j.id;
 
 -- name: delete_finished
@@ -163,6 +167,7 @@ DELETE FROM pgqueue.jobs AS j
 USING unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
      (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
+  AND j.id = ANY(%(ids)s::bigint[])
 RETURNING j.id;
 
 -- name: mark_failed
@@ -175,6 +180,7 @@ FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(error_types)s::text[],
      AS o(id, token, error_type, error_message, traceback),
      (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
+  AND j.id = ANY(%(ids)s::bigint[])
 RETURNING j.id;
 
 -- name: mark_cancelled
@@ -184,6 +190,7 @@ SET state = 'cancelled', finished_at = now(), worker_id = NULL
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
      (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
+  AND j.id = ANY(%(ids)s::bigint[])
 RETURNING j.id;
 
 -- name: retry_later
@@ -197,6 +204,7 @@ FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(delays)s::float8[], %(refun
      AS o(id, token, delay, refund, error_type, error_message, traceback),
      (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
+  AND j.id = ANY(%(ids)s::bigint[])
 RETURNING j.id;
 
 -- name: release_jobs
@@ -207,6 +215,7 @@ WITH released AS (
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
          (SELECT set_config('synchronous_commit', 'on', true)) AS durable
     WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
+      AND j.id = ANY(%(ids)s::bigint[])
     RETURNING j.id
 )
 SELECT id FROM released, LATERAL (SELECT pg_notify('pgqueue_jobs', '')) AS wake;
@@ -553,3 +562,46 @@ SELECT pgqueue.resume_schedule(%(id)s) AS found;
 SELECT pgqueue.prune_batch(
     make_interval(secs => %(keep_succeeded)s), make_interval(secs => %(keep_failed)s),
     make_interval(secs => %(keep_cancelled)s), %(batch_size)s) AS deleted;
+
+-- name: set_queue_limit
+-- One limit of one queue, for every worker at once (NULL clears it; migration 0010).
+SELECT pgqueue.set_queue_limit(%(queue)s, %(limit_name)s, %(limit_value)s, %(set_by)s);
+
+-- name: declare_queue_limit
+-- A limit declared in code (App.queue), written at worker start unless an operator has set the
+-- queue's limits at runtime: those stand until cleared (`pgqueue queue NAME --reset`).
+SELECT pgqueue.set_queue_limit(%(queue)s, %(limit_name)s, %(limit_value)s, 'code') IS NULL
+       AS written
+WHERE NOT EXISTS (SELECT 1 FROM pgqueue.queue_limits
+                  WHERE queue = %(queue)s AND set_by = 'operator');
+
+-- name: reset_queue_limits
+-- Forget a queue's limits (its declaration in code applies again at the next worker start).
+DELETE FROM pgqueue.queue_limits WHERE queue = %(queue)s RETURNING queue;
+
+-- name: get_queue_limits
+-- A queue's limits, what runs under them now and what the rate limit's window has seen.
+SELECT l.queue, l.concurrency, l.per_key_concurrency,
+       CASE WHEN l.rate_limit IS NOT NULL
+            THEN l.rate_limit || '/' || CASE l.rate_period WHEN interval '1 second' THEN 's'
+                                         WHEN interval '1 minute' THEN 'm'
+                                         WHEN interval '1 hour' THEN 'h' ELSE 'd' END
+       END AS rate_limit,
+       l.set_by,
+       (SELECT count(*) FROM pgqueue.jobs AS j
+        WHERE j.queue = l.queue AND j.state = 'running')::int AS running,
+       (SELECT count(*) FROM unnest(l.recent_starts) AS s(started)
+        WHERE s.started > now() - l.rate_period)::int AS started_in_window,
+       EXISTS (SELECT 1 FROM pgqueue.paused_queues AS p WHERE p.queue = l.queue) AS paused
+FROM pgqueue.queue_limits AS l
+WHERE l.queue = %(queue)s;
+
+-- name: pause_queue
+-- Workers stop claiming from the queue (pgqueue.pause_queue, migration 0003).
+SELECT pgqueue.pause_queue(%(queue)s) AS changed;
+
+-- name: resume_queue
+SELECT pgqueue.resume_queue(%(queue)s) AS changed;
+
+-- name: queue_is_paused
+SELECT pgqueue.queue_is_paused(%(queue)s) AS paused;

@@ -92,6 +92,7 @@ class Worker:
         """Acknowledgements and every background service share it (worker/connection.py)."""
         self.completer = Completer(self.db, self.options.delete_jobs, self.observers)
         await self.register()
+        await self._declare_queue_limits()
         loop = self.loop = asyncio.get_running_loop()
         handled = self._install_signal_handlers(loop)
         self.services = Services(on_give_up=lambda name: self.request_stop())
@@ -197,6 +198,17 @@ class Worker:
             name=self.name, hostname=socket.gethostname(), pid=os.getpid(),
             queues=self.options.queues, concurrency=self.options.concurrency,
             application_name=worker_application_stem(self.name)))
+
+    async def _declare_queue_limits(self) -> None:
+        """Write the app's declared queue limits (`App.queue`), unless an operator has set a
+        queue's limits at runtime: those stand (pgqueue.limits)."""
+        for limits in self.app.queue_limits.values():
+            written = [await self.db.arun(store.declare_queue_limit(
+                queue=limits.queue, limit_name=name, limit_value=value))
+                for name, value in limits.settings().items()]
+            log_event(logger, logging.INFO, "queue.limits", queue=limits.queue,
+                      source="code" if all(written) else "operator (kept)",
+                      **{name: value for name, value in limits.settings().items() if value})
 
     async def _unregister(self) -> None:
         if self.worker_id is None:

@@ -6,14 +6,23 @@ too, which EXPLAIN of the claim statement does not show."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import psycopg
 import pytest
 
+from pgqueue import store
+from pgqueue.db import arun_on
 from pgqueue.queries import query
+from pgqueue.worker import connection as worker_connection
+from pgqueue.worker.connection import DedicatedConnection
+from tests.helpers import SqlCall
 
 BATCH = 10
+ROWS_READ = SqlCall("SELECT coalesce(sum(seq_tup_read + idx_tup_fetch), 0)::bigint "
+                    "FROM pg_stat_xact_all_tables WHERE relid = 'pgqueue.jobs'::regclass")
+"""Rows of pgqueue.jobs read by the current transaction's scans, counted by the server."""
 
 
 def _worker(conn: psycopg.Connection) -> int:
@@ -89,3 +98,53 @@ def test_claims_stay_o_batch_on_statistics_taken_before_a_burst(
     conn.execute("ANALYZE pgqueue.jobs")
     _fill(conn, queued)
     _assert_every_claim_reads_only_the_batch(conn, dsn)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("planner_settings", ["worker's", "none (shows the failure)"])
+def test_claims_and_acks_stay_o_batch_on_plans_cached_while_the_table_was_empty(
+    conn: psycopg.Connection, dsn: str, planner_settings: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker prepares its statements at once; their generic plans, cached while the table
+    held a handful of rows, must still read O(batch) rows once a burst has filled it."""
+    if planner_settings.startswith("none"):
+        monkeypatch.setattr(worker_connection, "PLANNER_SETTINGS", {})
+    conn.execute("ALTER TABLE pgqueue.jobs SET (autovacuum_enabled = off)")
+    conn.execute("ANALYZE pgqueue.jobs")
+    worker_id = _worker(conn)
+
+    async def claim_and_acknowledge(claims: DedicatedConnection,
+                                    acks: DedicatedConnection) -> tuple[int, int]:
+        """(rows read by the claim, rows read by its acknowledgement)."""
+        # The counters a backend has not reported yet span transactions: take differences.
+        async with claims.transaction() as claiming:
+            before = await arun_on(claiming, ROWS_READ)  # type: ignore[arg-type]
+            jobs = await arun_on(claiming, store.claim_jobs(
+                worker_id=worker_id, queues=None, limit=BATCH))
+            claim_read = await arun_on(claiming, ROWS_READ) - before  # type: ignore[arg-type]
+        async with acks.transaction() as acknowledging:
+            before = await arun_on(acknowledging, ROWS_READ)  # type: ignore[arg-type]
+            await arun_on(acknowledging, store.mark_succeeded(
+                [job.id for job in jobs], [job.claim_token for job in jobs],
+                ["null"] * len(jobs)))
+            ack_read = await arun_on(acknowledging, ROWS_READ) - before  # type: ignore[arg-type]
+        return claim_read, ack_read
+
+    async def run() -> list[tuple[int, int]]:
+        claims, acks = DedicatedConnection(dsn), DedicatedConnection(dsn)
+        try:
+            for _ in range(8):  # a quiet start: plans prepared and cached on a tiny table
+                conn.execute("INSERT INTO pgqueue.jobs (task_name) "
+                             "SELECT 't' FROM generate_series(1, 10)")
+                await claim_and_acknowledge(claims, acks)
+            conn.execute("INSERT INTO pgqueue.jobs (task_name) "
+                         "SELECT 't' FROM generate_series(1, 100000)")  # then the burst
+            return [await claim_and_acknowledge(claims, acks) for _ in range(3)]
+        finally:
+            await claims.close()
+            await acks.close()
+
+    reads = asyncio.run(run())
+    bounded = all(claim <= 4 * BATCH and ack <= 4 * BATCH for claim, ack in reads)
+    assert bounded == (planner_settings == "worker's"), reads

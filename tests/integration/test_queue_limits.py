@@ -1,0 +1,146 @@
+"""Queue limits enforced by the claim itself (migration 0010): concurrency, per-key
+concurrency and rate limits, declared in code or set at runtime from the CLI and SQL."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+import pgqueue
+from pgqueue import store
+from pgqueue.errors import InvalidLimit
+from pgqueue.worker.options import WorkerOptions
+from pgqueue.worker.runner import Worker
+from tests.apps import core_app
+from tests.helpers import run_cli, scalar, wait_until
+
+APP = "tests.apps.core_app:app"
+
+
+@pytest.fixture
+def claim(app: pgqueue.App, dsn: str):
+    worker_id = app.db.run(store.register_worker(name="w", hostname="h", pid=1, queues=None,
+                                                 concurrency=100))
+
+    def claim_up_to(limit: int = 50, queues: list[str] | None = None) -> list[int]:
+        return [job.id for job in app.db.run(store.claim_jobs(
+            worker_id=worker_id, queues=queues, limit=limit))]
+
+    return claim_up_to
+
+
+def _limit(dsn: str, queue: str, name: str, value: str | None) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgqueue.set_queue_limit(%s, %s, %s)", (queue, name, value))
+
+
+def _finish(dsn: str, job_ids: list[int]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE pgqueue.jobs SET state = 'succeeded', finished_at = now() "
+                     "WHERE id = ANY(%s)", (job_ids,))
+
+
+@pytest.mark.parametrize("queues", [None, ["mail", "default"]])
+def test_concurrency_counts_what_runs_on_every_worker(
+    app: pgqueue.App, dsn: str, claim, queues: list[str] | None
+) -> None:
+    _limit(dsn, "mail", "concurrency", "3")
+    mail = core_app.add.using(queue="mail").defer_many([(n, n) for n in range(10)])
+    free = core_app.add.defer_many([(n, n) for n in range(4)])
+    first = claim(queues=queues)
+    assert len(set(first) & set(mail)) == 3 and set(free) <= set(first)
+    assert claim(queues=queues) == []  # the queue is full whoever asks
+    _finish(dsn, [job_id for job_id in first if job_id in mail][:1])
+    assert len(claim(queues=queues)) == 1
+
+
+def test_per_key_concurrency(app: pgqueue.App, dsn: str, claim) -> None:
+    _limit(dsn, "sync", "per_key_concurrency", "1")
+    for tenant in ("a", "b"):
+        core_app.add.using(queue="sync", concurrency_key=f"tenant:{tenant}").defer_many(
+            [(n, n) for n in range(3)])
+    unkeyed = core_app.add.using(queue="sync").defer(0, b=0)
+    first = claim()
+    assert len(first) == 3 and unkeyed in first  # one per tenant, and the job without a key
+    assert claim() == []
+    _finish(dsn, first)
+    assert len(claim()) == 2
+
+
+def test_rate_limit_counts_starts_in_a_sliding_window(
+    app: pgqueue.App, dsn: str, claim
+) -> None:
+    _limit(dsn, "api", "rate_limit", "4/s")
+    core_app.add.using(queue="api").defer_many([(n, n) for n in range(10)])
+    started = time.monotonic()
+    first = claim()
+    assert len(first) == 4
+    _finish(dsn, first)  # finishing frees nothing: starts are what is counted
+    assert claim() == []
+    second = wait_until(claim, timeout=5, interval=0.05, message="the window to slide")
+    assert time.monotonic() - started >= 0.9 and len(second) == 4
+
+
+def test_declared_limits_are_written_at_worker_start_and_runtime_changes_stand(
+    app: pgqueue.App, dsn: str
+) -> None:
+    app.queue("reports", concurrency=2, rate_limit="100/m")
+    try:
+        Worker(app, WorkerOptions(one_shot=True)).run()
+        row = app.db.run(store.get_queue_limits(queue="reports"))
+        assert (row["concurrency"], row["rate_limit"], row["set_by"]) == (2, "100/m", "code")
+        changed = run_cli("queue", "reports", "--concurrency", "5", "--rate-limit", "none",
+                          dsn=dsn)
+        assert changed.returncode == 0, changed.stderr
+        assert "concurrency=5" in changed.stdout and "set_by=operator" in changed.stdout
+        Worker(app, WorkerOptions(one_shot=True)).run()
+        row = app.db.run(store.get_queue_limits(queue="reports"))
+        assert (row["concurrency"], row["rate_limit"], row["set_by"]) == (5, None, "operator")
+        assert run_cli("queue", "reports", "--reset", dsn=dsn).returncode == 0
+        Worker(app, WorkerOptions(one_shot=True)).run()
+        row = app.db.run(store.get_queue_limits(queue="reports"))
+        assert (row["concurrency"], row["set_by"]) == (2, "code")
+    finally:
+        app.queue_limits.clear()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--concurrency", "0"), "concurrency must be a whole number"),
+    (("--concurrency", "-3"), "concurrency must be a whole number"),
+    (("--rate-limit", "10/x"), "rate_limit must look like"),
+    (("--rate-limit", "0/s"), "rate_limit must look like"),
+])
+def test_bad_limits_are_one_line_and_exit_2(dsn: str, flags: tuple[str, ...],
+                                            message: str) -> None:
+    result = run_cli("queue", "q", *flags, dsn=dsn)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert scalar(dsn, "SELECT count(*) FROM pgqueue.queue_limits") == 0
+
+
+@pytest.mark.parametrize("options", [
+    {"concurrency": 0}, {"concurrency": True}, {"per_key_concurrency": -1},
+    {"rate_limit": "fast"}, {"rate_limit": "10/week"}, {"rate_limit": 10},
+])
+def test_bad_declarations_raise_invalid_limit(options: dict[str, object]) -> None:
+    with pytest.raises(InvalidLimit):
+        pgqueue.App("postgresql:///unused").queue("q", **options)
+
+
+def test_sql_refuses_bad_limits(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name, value in (("concurrency", "0"), ("rate_limit", "5/fortnight"),
+                            ("speed", "1")):
+            with pytest.raises(psycopg.errors.InvalidParameterValue):
+                conn.execute("SELECT pgqueue.set_queue_limit('q', %s, %s)", (name, value))
+
+
+def test_pause_and_resume_from_the_queue_command(app: pgqueue.App, dsn: str) -> None:
+    paused = run_cli("queue", "mail", "--pause", dsn=dsn)
+    assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr
+    assert scalar(dsn, "SELECT count(*) FROM pgqueue.paused_queues") == 1
+    resumed = run_cli("queue", "mail", "--resume", dsn=dsn)
+    assert resumed.returncode == 0 and "no limits" in resumed.stdout
+    assert scalar(dsn, "SELECT count(*) FROM pgqueue.paused_queues") == 0
