@@ -27,6 +27,15 @@ def _start_embedded(dsn: str, shutdown_timeout: float) -> subprocess.Popen[str]:
                             stderr=subprocess.STDOUT, text=True)
 
 
+def _running(dsn: str, task: str, shutdown_timeout: float) -> subprocess.Popen[str]:
+    """The embedding program, once it runs `task` (deferred first)."""
+    run_cli("--app", APP, "defer", f"tests.apps.core_app.{task}", "[600]", dsn=dsn)
+    program = _start_embedded(dsn, shutdown_timeout)
+    wait_until(lambda: scalar(dsn, "SELECT count(*) FROM ledger"), timeout=15,
+               message="job start")
+    return program
+
+
 def _job_row(dsn: str) -> str:
     return scalar(dsn, "SELECT row(state, attempts)::text FROM pgqueue.jobs WHERE id = 1")
 
@@ -34,10 +43,7 @@ def _job_row(dsn: str) -> str:
 def test_the_shutdown_timeout_releases_a_job_whose_task_ignores_it_and_ends_the_process(
     ledger_dsn: str
 ) -> None:
-    run_cli("--app", APP, "defer", "tests.apps.core_app.ignores_abort", "[600]", dsn=ledger_dsn)
-    program = _start_embedded(ledger_dsn, shutdown_timeout=0.5)
-    wait_until(lambda: scalar(ledger_dsn, "SELECT count(*) FROM ledger"), timeout=15,
-               message="job start")
+    program = _running(ledger_dsn, "ignores_abort", shutdown_timeout=0.5)
     started = time.monotonic()
     program.send_signal(signal.SIGTERM)
     output, _ = program.communicate(timeout=30)
@@ -47,10 +53,7 @@ def test_the_shutdown_timeout_releases_a_job_whose_task_ignores_it_and_ends_the_
 
 
 def test_the_second_signal_releases_at_once_and_ends_the_process(ledger_dsn: str) -> None:
-    run_cli("--app", APP, "defer", "tests.apps.core_app.ignores_abort", "[600]", dsn=ledger_dsn)
-    program = _start_embedded(ledger_dsn, shutdown_timeout=600)
-    wait_until(lambda: scalar(ledger_dsn, "SELECT count(*) FROM ledger"), timeout=15,
-               message="job start")
+    program = _running(ledger_dsn, "ignores_abort", shutdown_timeout=600)
     program.send_signal(signal.SIGTERM)
     wait_until(lambda: _job_row(ledger_dsn) == "(running,1)", message="still running")
     started = time.monotonic()
@@ -62,10 +65,7 @@ def test_the_second_signal_releases_at_once_and_ends_the_process(ledger_dsn: str
 
 
 def test_a_worker_whose_jobs_all_finished_returns_normally(ledger_dsn: str) -> None:
-    run_cli("--app", APP, "defer", "tests.apps.core_app.sleep_for", "[600]", dsn=ledger_dsn)
-    program = _start_embedded(ledger_dsn, shutdown_timeout=0.5)
-    wait_until(lambda: scalar(ledger_dsn, "SELECT count(*) FROM ledger"), timeout=15,
-               message="job start")
+    program = _running(ledger_dsn, "sleep_for", shutdown_timeout=0.5)
     program.send_signal(signal.SIGTERM)
     output, _ = program.communicate(timeout=30)
     assert "exit 0" in output and "worker.exit_forced" not in output, output
