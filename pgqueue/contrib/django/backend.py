@@ -47,6 +47,7 @@ OPTION_DEFAULTS: dict[str, Any] = {"MAX_ATTEMPTS": 1, "TIMEOUT": None}
 
 _STATUS = {
     JobState.QUEUED: tasks_api.TaskResultStatus.READY,
+    JobState.WAITING: tasks_api.TaskResultStatus.READY,  # behind its lock: not started yet
     JobState.RUNNING: tasks_api.TaskResultStatus.RUNNING,
     JobState.SUCCEEDED: tasks_api.TaskResultStatus.SUCCESSFUL,
     JobState.FAILED: tasks_api.TaskResultStatus.FAILED,
