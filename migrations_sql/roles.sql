@@ -73,7 +73,7 @@ REVOKE EXECUTE ON PROCEDURE pgqueue.prune(interval, interval, interval, integer,
 -- predicate reads state) needs to read them, and so sees which keys are held and by jobs in
 -- which state; never arguments or results.
 GRANT INSERT (id, task_name, queue, args, kwargs, priority, run_at, max_attempts,
-              timeout_seconds, unique_key, lock)
+              timeout_seconds, unique_key, lock, concurrency_key)
     ON pgqueue.jobs TO pgqueue_producer;
 GRANT SELECT (id, unique_key, state) ON pgqueue.jobs TO pgqueue_producer;
 GRANT USAGE ON SEQUENCE pgqueue.jobs_id_seq TO pgqueue_producer;
@@ -89,7 +89,7 @@ GRANT EXECUTE ON FUNCTION pgqueue.enqueue(text, jsonb, text, integer, timestampt
 REVOKE INSERT, UPDATE ON pgqueue.jobs FROM pgqueue_worker;
 GRANT SELECT, DELETE ON pgqueue.jobs TO pgqueue_worker;
 GRANT INSERT (id, task_name, queue, args, kwargs, priority, run_at, max_attempts,
-              timeout_seconds, unique_key, lock)
+              timeout_seconds, unique_key, lock, concurrency_key)
     ON pgqueue.jobs TO pgqueue_worker;
 GRANT UPDATE (state, attempts, worker_id, claim_token, abort_requested, run_at, started_at,
               finished_at, result, error_type, error_message, error_traceback)

@@ -57,6 +57,8 @@ logger = logging.getLogger("pgqueue.worker")
 EXIT_OK = 0
 EXIT_SERVICE_FAILED = 1
 """A background service kept dying and the worker stopped (pgqueue.worker.services)."""
+TOLD_TASKS_GRACE = 2.0
+"""Seconds sync tasks told to stop get to return before their process is ended."""
 
 
 class Worker:
@@ -121,6 +123,7 @@ class Worker:
             await self.app.db.aclose()
             log_event(logger, logging.INFO, "worker.stopped", worker=self.name)
         code = EXIT_OK if self.services.failed is None else EXIT_SERVICE_FAILED
+        await self._let_told_tasks_return()
         self._exit_if_tasks_outlive_their_jobs(code)
         return code
 
@@ -142,6 +145,14 @@ class Worker:
         services.extend(Service(getattr(service, "__name__", "service"),
                                 functools.partial(service, context)) for service in extra)
         return services
+
+    async def _let_told_tasks_return(self) -> None:
+        """Sync tasks still running were told to stop (`should_abort()`): one that checks it
+        returns within moments, and should not cost its process."""
+        threads = [r.thread_future for r in self.left_running
+                   if r.thread_future is not None and not r.thread_future.done()]
+        if threads:
+            await asyncio.wait(threads, timeout=TOLD_TASKS_GRACE)
 
     def _exit_if_tasks_outlive_their_jobs(self, code: int) -> None:
         """Jobs released at the shutdown timeout or on a second signal are back in `queued`,
