@@ -144,3 +144,24 @@ def test_pause_and_resume_from_the_queue_command(app: pgqueue.App, dsn: str) -> 
     resumed = run_cli("queue", "mail", "--resume", dsn=dsn)
     assert resumed.returncode == 0 and "no limits" in resumed.stdout
     assert scalar(dsn, "SELECT count(*) FROM pgqueue.paused_queues") == 0
+
+
+def test_queue_flow_says_why_due_jobs_are_held_back(app: pgqueue.App, dsn: str, claim) -> None:
+    _limit(dsn, "mail", "concurrency", "1")
+    _limit(dsn, "api", "rate_limit", "1/h")
+    core_app.add.using(queue="mail").defer_many([(1, 1), (2, 2)])
+    core_app.add.using(queue="api").defer_many([(1, 1), (2, 2)])
+    core_app.add.using(queue="held").defer(1, b=1)
+    core_app.add.using(queue="sync", lock="tenant:1").defer_many([(1, 1), (2, 2), (3, 3)])
+    claim(queues=["mail", "api"])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgqueue.pause_queue('held')")
+        rows = {row[0]: row[1:] for row in conn.execute(
+            "SELECT queue, due, running, concurrency, rate_limit, started_in_rate_window, "
+            "waiting_on_lock, held_back_by FROM pgqueue.queue_flow")}
+    assert rows == {
+        "api": (1, 1, None, "1 per 01:00:00", 1, 0, "rate limit reached"),
+        "held": (1, 0, None, None, None, 0, "paused"),
+        "mail": (1, 1, 1, None, None, 0, "concurrency limit reached"),
+        "sync": (1, 0, None, None, None, 2, None),
+    }
