@@ -76,6 +76,22 @@ def _csv(value: str) -> list[str]:
     return [part for part in value.split(",") if part]
 
 
+def _queue_slots(value: str) -> tuple[list[str], dict[str, int]]:
+    """`emails:5,reports:1,default`: the queues, and the slots of their own some have."""
+    queues: list[str] = []
+    slots: dict[str, int] = {}
+    for part in _csv(value):
+        name, colon, count = part.rpartition(":")
+        if colon and count.lstrip("-").isdigit():
+            if int(count) < 1:
+                raise argparse.ArgumentTypeError(f"{part!r}: a queue's slots must be >= 1")
+            queues.append(name)
+            slots[name] = int(count)
+        else:
+            queues.append(part)
+    return queues, slots
+
+
 def _aware_datetime(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
@@ -102,8 +118,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     worker = commands.add_parser("worker", help="run jobs")
-    worker.add_argument("-q", "--queues", type=_csv, default=None,
-                        help="comma-separated queues (default: all)")
+    worker.add_argument("-q", "--queues", type=_queue_slots, default=None,
+                        help="comma-separated queues (default: all); QUEUE:N gives a queue N "
+                             "slots of its own, e.g. emails:5,reports:1,default (queues "
+                             "without :N share --concurrency)")
     worker.add_argument("-c", "--concurrency", type=int, default=1)
     worker.add_argument("--prefetch", type=int, default=0, metavar="N",
                         help="claim N jobs beyond --concurrency, held until a slot frees "
@@ -255,7 +273,9 @@ def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> i
     return app.run_worker(
         heartbeat_interval=args.heartbeat_interval, heartbeat_timeout=args.heartbeat_timeout,
         prune_every=args.prune_every or None, retention=_retention(args),
-        queues=args.queues, concurrency=args.concurrency, prefetch=args.prefetch, name=args.name,
+        queues=args.queues[0] if args.queues else None,
+        queue_slots=args.queues[1] if args.queues and args.queues[1] else None,
+        concurrency=args.concurrency, prefetch=args.prefetch, name=args.name,
         one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
         metrics_port=args.metrics_port,
         shutdown_timeout=args.shutdown_timeout, delete_jobs=args.delete_jobs,

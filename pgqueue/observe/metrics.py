@@ -129,7 +129,7 @@ class LiveCollector:
 
     def _worker_gauges(self) -> Iterator[Metric]:
         context, options = self.context, self.context.options
-        yield _gauge("pgqueue_worker_slots", value=float(options.concurrency))
+        yield _gauge("pgqueue_worker_slots", value=float(options.total_slots))
         yield _gauge("pgqueue_worker_busy_slots", value=float(len(context.jobs.running)))
         info = _gauge("pgqueue_worker_info", labels=["name", "worker_id", "queues"])
         info.add_metric([context.identity.name, str(context.identity.worker_id or ""),

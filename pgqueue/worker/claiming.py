@@ -1,4 +1,5 @@
-"""The claim loop: batch claims sized to the worker's free slots (plus its prefetch)."""
+"""The claim loop of one slot group: batch claims of its queues sized to its free slots (plus
+its prefetch), pgqueue.worker.slots."""
 
 from __future__ import annotations
 
@@ -15,27 +16,27 @@ from pgqueue.worker.observers import notify_observers
 
 if TYPE_CHECKING:
     from pgqueue.worker.runner import Worker
+    from pgqueue.worker.slots import SlotGroup
 
 logger = logging.getLogger("pgqueue.worker")
 
 
-async def claim_loop(worker: Worker) -> None:
+async def claim_loop(worker: Worker, group: SlotGroup) -> None:
     """Claim up to the free slots, start the jobs, repeat; sleep until NOTIFY, the poll or the
     next scheduled job when nothing is due. Returns once the worker stops (or, one-shot, once
     nothing is left)."""
     backoff = Backoff()
     unclaimable = UnclaimableDueJobs(worker.options.poll_interval)
     while not worker.stopping:
-        free = await _free_slots(worker)
+        free = await _free_slots(worker, group)
         if worker.stopping:
             return
-        worker.signals.wake.clear()
+        group.wake.clear()
         writes_before_claim = worker.completer.writes
         claim_started = time.monotonic()
         try:
             jobs = await worker.claim_connection.run(store.claim_jobs(
-                worker_id=worker.identity.require_id(), queues=worker.options.queues,
-                limit=free))
+                worker_id=worker.identity.require_id(), queues=group.queues, limit=free))
         except DatabaseUnavailable as exc:
             delay = backoff.next_delay()
             if backoff.should_log():
@@ -48,53 +49,54 @@ async def claim_loop(worker: Worker) -> None:
             notify_observers(worker.observers, "jobs_claimed", jobs,
                              time.monotonic() - claim_started)
         for job in jobs:
-            worker.start_job(job)
+            worker.start_job(job, group)
         if len(jobs) == free:
             continue
         if worker.options.one_shot:
-            if not jobs and not worker.running and not worker.prefetched:
+            if not jobs and not group.running and not group.prefetched:
                 # Done only if no outcome was written during the claim: a retry being
                 # written was row-locked (skipped) yet may be due now.
                 if worker.completer.idle and worker.completer.writes == writes_before_claim:
                     return
                 await worker.completer.wait_idle()
                 continue
-            worker.slot_freed.clear()
-            await worker.wait_for(worker.slot_freed, worker.options.poll_interval)
+            group.freed.clear()
+            await worker.wait_for(group.freed, worker.options.poll_interval)
             continue
         if not jobs:
-            await worker.wait_for(worker.signals.wake, await _idle_timeout(worker, unclaimable))
+            await worker.wait_for(group.wake,
+                                  await _idle_timeout(worker, group, unclaimable))
         else:
             unclaimable.reset()
 
-async def _free_slots(worker: Worker) -> int:
+async def _free_slots(worker: Worker, group: SlotGroup) -> int:
     """Slots to claim for, once one is free. Jobs finishing in the next loop turns free
     theirs first (until half the slots are free or a turn frees none): a busy worker claims
     batches, not a job at a time, and an idle one claims at once."""
-    capacity = worker.options.concurrency + worker.options.prefetch
-    free = capacity - len(worker.running) - len(worker.prefetched)
-    while free <= 0:
-        worker.slot_freed.clear()
-        await worker.slot_freed.wait()  # request_stop() sets it too
+    while group.free <= 0:
+        group.freed.clear()
+        await group.freed.wait()  # request_stop() sets it too
         if worker.stopping:
             return 0
-        free = capacity - len(worker.running) - len(worker.prefetched)
-    while free * 2 < capacity:
+    free = group.free
+    while free * 2 < group.capacity:
         await asyncio.sleep(0)
-        freed_meanwhile = capacity - len(worker.running) - len(worker.prefetched) - free
+        freed_meanwhile = group.free - free
         if not freed_meanwhile:
             break
         free += freed_meanwhile
     return free
 
-async def _idle_timeout(worker: Worker, unclaimable: UnclaimableDueJobs) -> float:
+async def _idle_timeout(
+    worker: Worker, group: SlotGroup, unclaimable: UnclaimableDueJobs
+) -> float:
     """Sleep until the next scheduled job is due, at most one poll interval. A job "due now"
     that the claim just skipped is locked by another session (a claim in flight, a frozen
     worker's transaction): sleeping 0 would spin on it, so such waits grow from 10 ms."""
     timeout = worker.options.poll_interval
     try:
         due_in = await worker.claim_connection.run(store.seconds_until_next_job(
-            queues=worker.options.queues))
+            queues=group.queues))
     except DatabaseUnavailable:
         return timeout
     if due_in is None:

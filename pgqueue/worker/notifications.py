@@ -76,7 +76,7 @@ async def listen_service(context: ServiceContext) -> None:
                     if backoff.failures:
                         log_event(logger, logging.INFO, "listener.reconnected")
                     backoff.reset()
-                    context.signals.wake.set()  # catch up on what was enqueued while deaf
+                    context.signals.wake_all()  # catch up on what was enqueued while deaf
                     context.signals.ready.set()
                 notifications = await listener.wait(context.options.listener_ping_interval)
                 if not notifications:
@@ -97,7 +97,6 @@ async def listen_service(context: ServiceContext) -> None:
 
 def _on_notification(context: ServiceContext, channel: str, payload: str) -> None:
     if channel == JOBS_CHANNEL:
-        if concerns_queues(payload, context.options.queues):
-            context.signals.wake.set()
+        context.signals.wake_where(lambda queues: concerns_queues(payload, queues))
     elif channel == ABORT_CHANNEL and payload == str(context.identity.worker_id):
         context.signals.check_aborts.set()

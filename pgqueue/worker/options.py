@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from pgqueue.errors import ConfigurationError
@@ -19,7 +21,12 @@ class WorkerOptions:
     queues: tuple[str, ...] | None = None
     """Queues to claim from; None claims from every queue."""
     concurrency: int = 1
-    """Jobs run at once (async tasks on the loop, sync tasks in a thread pool of this size)."""
+    """Jobs run at once (async tasks on the loop, sync tasks in a thread pool), shared by the
+    queues that have no slots of their own (`queue_slots`)."""
+    queue_slots: Mapping[str, int] | None = None
+    """Slots of its own for a queue, e.g. {"emails": 5, "reports": 1} (CLI `-q
+    emails:5,reports:1`): each runs that many of its jobs at once, whatever the other queues
+    hold. Every queue named here must be in `queues`."""
     prefetch: int = 0
     """Jobs claimed beyond `concurrency` and held until a slot frees, so the next job starts
     without waiting for a claim; other workers cannot take them meanwhile (docs/worker.md)."""
@@ -61,6 +68,7 @@ class WorkerOptions:
             for queue in queues:
                 check_name(queue, "queue", MAX_QUEUE_NAME)
             object.__setattr__(self, "queues", queues)
+        self._check_queue_slots()
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be an int >= 1, not {self.concurrency!r}")
         if not isinstance(self.prefetch, int) or self.prefetch < 0:
@@ -79,6 +87,43 @@ class WorkerOptions:
             raise ConfigurationError(
                 f"delete_jobs must be never, successful or always, not {self.delete_jobs!r}"
             )
+
+    def _check_queue_slots(self) -> None:
+        if self.queue_slots is None:
+            return
+        if self.queues is None:
+            raise ConfigurationError("queue_slots needs queues: list the queues to claim from")
+        for queue, slots in self.queue_slots.items():
+            if queue not in self.queues:
+                raise ConfigurationError(f"queue_slots names {queue!r}, which is not in queues")
+            if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+                raise ConfigurationError(
+                    f"queue_slots[{queue!r}] must be an int >= 1, not {slots!r}")
+        object.__setattr__(self, "queue_slots", MappingProxyType(dict(self.queue_slots)))
+
+    @property
+    def slot_groups(self) -> list[tuple[tuple[str, ...] | None, int]]:
+        """(queues, slots) per group: one per queue with slots of its own, then one for the
+        queues sharing `concurrency` (none if every queue has its own)."""
+        own = dict(self.queue_slots or {})
+        groups: list[tuple[tuple[str, ...] | None, int]] = [((q,), n) for q, n in own.items()]
+        shared = None if self.queues is None else tuple(q for q in self.queues if q not in own)
+        if shared is None or shared:
+            groups.append((shared, self.concurrency))
+        return groups
+
+    @property
+    def total_slots(self) -> int:
+        """Jobs this worker may run at once, over every group."""
+        return sum(slots for _queues, slots in self.slot_groups)
+
+    @property
+    def queues_label(self) -> str:
+        """The queues as the CLI spells them: `emails:5,reports:1,default`, or `*`."""
+        if self.queues is None:
+            return "*"
+        own = self.queue_slots or {}
+        return ",".join(f"{q}:{own[q]}" if q in own else q for q in self.queues)
 
     @property
     def worker_name(self) -> str:

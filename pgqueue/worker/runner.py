@@ -10,7 +10,6 @@ back to `queued` without spending an attempt.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -48,6 +47,7 @@ from pgqueue.worker.services import (
     WorkerIdentity,
     WorkerSignals,
 )
+from pgqueue.worker.slots import SlotGroup
 
 if TYPE_CHECKING:
     from pgqueue.app import App
@@ -69,14 +69,16 @@ class Worker:
         self.identity = WorkerIdentity(self.name)
         self.signals = WorkerSignals()
         self.running: dict[int, RunningJob] = {}
-        self.prefetched: collections.deque[ClaimedJob] = collections.deque()
-        """Claimed jobs waiting for a slot (options.prefetch); heartbeats cover them too."""
+        self.slot_groups = [SlotGroup(queues, slots, options.prefetch)
+                            for queues, slots in options.slot_groups]
+        """Slots per queue group, each with its own claim loop (pgqueue.worker.slots)."""
+        self.signals.wakes.extend((group.queues, group.wake) for group in self.slot_groups)
         self.left_running: list[RunningJob] = []
         """Jobs that ended during shutdown while their sync task still ran in its thread."""
         self.observers: list[Any] = []
         """Told about claims, acknowledgements and finished jobs (pgqueue.worker.observers)."""
         self._threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=options.concurrency, thread_name_prefix="pgqueue-task"
+            max_workers=options.total_slots, thread_name_prefix="pgqueue-task"
         )
         self.stopping = False
         self._forced = False
@@ -88,7 +90,6 @@ class Worker:
         return asyncio.run(self.arun())
 
     async def arun(self) -> int:
-        self.slot_freed = asyncio.Event()
         self.claim_connection = worker_connection(self.app, self.name, "claim")
         self.db = worker_connection(self.app, self.name, "ack")
         """Acknowledgements and every background service share it (worker/connection.py)."""
@@ -105,10 +106,10 @@ class Worker:
         if not self.options.listen:
             self.signals.ready.set()
         log_event(logger, logging.INFO, "worker.started", worker=self.name,
-                  worker_id=self.worker_id, queues=",".join(self.options.queues or ["*"]),
-                  concurrency=self.options.concurrency, pid=os.getpid())
+                  worker_id=self.worker_id, queues=self.options.queues_label,
+                  concurrency=self.options.total_slots, pid=os.getpid())
         try:
-            await claim_loop(self)
+            await asyncio.gather(*(claim_loop(self, group) for group in self.slot_groups))
             await self._drain()
         finally:
             for sig in handled:
@@ -191,8 +192,9 @@ class Worker:
         self.stopping = True
         self._release_prefetched()
         self.signals.stop_requested.set()
-        self.signals.wake.set()
-        self.slot_freed.set()
+        self.signals.wake_all()
+        for group in self.slot_groups:
+            group.freed.set()
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         handled = []
@@ -207,7 +209,7 @@ class Worker:
     async def register(self) -> None:
         self.worker_id = await self.db.arun(store.register_worker(
             name=self.name, hostname=socket.gethostname(), pid=os.getpid(),
-            queues=self.options.queues, concurrency=self.options.concurrency,
+            queues=self.options.queues, concurrency=self.options.total_slots,
             application_name=worker_application_stem(self.name)))
 
     async def _declare_queue_limits(self) -> None:
@@ -259,19 +261,25 @@ class Worker:
 
     # -- running -------------------------------------------------------------------------
 
-    def start_job(self, job: ClaimedJob) -> None:
-        if len(self.running) >= self.options.concurrency:
-            self.prefetched.append(job)
+    @property
+    def prefetched(self) -> list[ClaimedJob]:
+        """Claimed jobs waiting for a slot (options.prefetch), over every slot group."""
+        return [job for group in self.slot_groups for job in group.prefetched]
+
+    def start_job(self, job: ClaimedJob, group: SlotGroup) -> None:
+        if not group.has_room_to_run:
+            group.prefetched.append(job)
             return
         context = JobContext(job=job, worker_name=self.name, conninfo=self.app.dsn)
         running = RunningJob(job=job, context=context)
         self.running[job.id] = running
+        group.running.add(job.id)
         log_event(logger, logging.INFO, "job.started", job_id=job.id, task=job.task_name,
                   attempt=job.attempt, queue=job.queue)
-        running.asyncio_task = asyncio.create_task(self._run_job(running),
+        running.asyncio_task = asyncio.create_task(self._run_job(running, group),
                                                    name=f"job-{job.id}")
 
-    async def _run_job(self, running: RunningJob) -> Outcome:
+    async def _run_job(self, running: RunningJob, group: SlotGroup) -> Outcome:
         job = running.job
         task = self.app.tasks.get(job.task_name)
         try:
@@ -296,26 +304,29 @@ class Worker:
             else:
                 await _quietly(thread)
         self.running.pop(job.id, None)
-        if self.prefetched and not self.stopping:
-            self.start_job(self.prefetched.popleft())
-        self.slot_freed.set()
+        group.running.discard(job.id)
+        if group.prefetched and not self.stopping:
+            self.start_job(group.prefetched.popleft(), group)
+        group.freed.set()
         return outcome
 
     def _release_prefetched(self) -> None:
         """Give back the jobs that never started (no attempt spent) for others to run."""
-        while self.prefetched:
-            self.completer.submit(Outcome(self.prefetched.popleft(), OutcomeKind.RELEASED))
+        for group in self.slot_groups:
+            while group.prefetched:
+                self.completer.submit(Outcome(group.prefetched.popleft(), OutcomeKind.RELEASED))
 
     def cancel_prefetched(self, job_id: int) -> None:
         """A job cancelled before it started ends cancelled without running."""
-        for job in self.prefetched:
-            if job.id == job_id:
-                self.prefetched.remove(job)
-                log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
-                self.completer.submit(Outcome(job, OutcomeKind.CANCELLED,
-                                              error=describe(JobAborted())))
-                self.slot_freed.set()
-                return
+        for group in self.slot_groups:
+            for job in group.prefetched:
+                if job.id == job_id:
+                    group.prefetched.remove(job)
+                    log_event(logger, logging.INFO, "job.abort_requested", job_id=job_id)
+                    self.completer.submit(Outcome(job, OutcomeKind.CANCELLED,
+                                                  error=describe(JobAborted())))
+                    group.freed.set()
+                    return
 
     def _log_outcome(self, outcome: Outcome, duration: float) -> None:
         level = logging.INFO

@@ -58,14 +58,24 @@ class WorkerIdentity:
 class WorkerSignals:
     """The events through which services and the claim loop tell each other things."""
 
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    """Jobs may be due: the claim loop claims now (set by NOTIFY and reconnections)."""
+    wakes: list[tuple[tuple[str, ...] | None, asyncio.Event]] = field(default_factory=list)
+    """Per slot group (pgqueue.worker.slots): its queues (None: every queue) and the event its
+    claim loop sleeps on. Set when jobs may be due: NOTIFY for those queues, reconnections."""
     check_aborts: asyncio.Event = field(default_factory=asyncio.Event)
     """An abort was requested for a job of this worker: the heartbeat looks now."""
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     ready: threading.Event = field(default_factory=threading.Event)
     """Set once the worker is registered and (with listen) LISTENing: jobs enqueued from then
     on wake it within milliseconds."""
+
+    def wake_where(self, concerns: Callable[[tuple[str, ...] | None], bool]) -> None:
+        """Wake the claim loops whose queues `concerns` says may have new jobs."""
+        for queues, event in self.wakes:
+            if concerns(queues):
+                event.set()
+
+    def wake_all(self) -> None:
+        self.wake_where(lambda _queues: True)
 
 
 class JobsInFlight(Protocol):
