@@ -436,9 +436,11 @@ def _schedules(args: argparse.Namespace, app: App, out: Callable[[str], None]) -
         out(f"schedule {schedule_id} {'paused' if args.pause else 'resumed'}")
         return EXIT_OK
     _table(out, ("id", "task", "timing", "state", "next_tick", "last_tick", "last_job",
-                 "skipped"),
+                 "skipped", "overlap"),
            [(s.id, s.task_name, s.timing, s.state, _time(s.next_tick_at), _time(s.last_tick_at),
-             s.last_job_id or "", s.skipped_ticks) for s in admin.list_schedules(app)])
+             s.last_job_id or "", s.skipped_ticks,
+             "yes" if s.overlap else f"no ({s.overlap_skipped_ticks} skipped)")
+            for s in admin.list_schedules(app)])
     return EXIT_OK
 
 

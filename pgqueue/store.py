@@ -326,14 +326,15 @@ def lock_schedules_for_reconcile() -> Call[datetime]:
 def upsert_schedule(
     *, id: str, task_name: str, cron: str | None, every: timedelta | None, timezone: str,
     args_json: str, kwargs_json: str, queue: str, priority: int, max_attempts: int,
-    misfire: str, misfire_grace: timedelta, misfire_window: timedelta, next_tick_at: datetime,
+    misfire: str, misfire_grace: timedelta, misfire_window: timedelta, overlap: bool,
+    next_tick_at: datetime,
 ) -> Call[datetime | None]:
     """Returns the schedule's next tick as stored (kept, or the one given)."""
     return Call("upsert_schedule", {
         "id": id, "task_name": task_name, "cron": cron, "every": every, "timezone": timezone,
         "args": args_json, "kwargs": kwargs_json, "queue": queue, "priority": priority,
         "max_attempts": max_attempts, "misfire": misfire, "misfire_grace": misfire_grace,
-        "misfire_window": misfire_window, "next_tick_at": next_tick_at,
+        "misfire_window": misfire_window, "overlap": overlap, "next_tick_at": next_tick_at,
     }, lambda rows: rows[0]["next_tick_at"])
 
 
@@ -345,13 +346,14 @@ def save_runtime_schedule(
     *, id: str, task_name: str, cron: str | None, every: timedelta | None,
     anchor_at: datetime | None, timezone: str, args_json: str, kwargs_json: str, queue: str,
     priority: int, max_attempts: int, misfire: str, misfire_grace: timedelta,
-    misfire_window: timedelta, ends_at: datetime | None,
+    misfire_window: timedelta, overlap: bool, ends_at: datetime | None,
 ) -> Call[str]:
     return Call("save_runtime_schedule", {
         "id": id, "task_name": task_name, "cron": cron, "every": every, "anchor_at": anchor_at,
         "timezone": timezone, "args": args_json, "kwargs": kwargs_json, "queue": queue,
         "priority": priority, "max_attempts": max_attempts, "misfire": misfire,
-        "misfire_grace": misfire_grace, "misfire_window": misfire_window, "ends_at": ends_at,
+        "misfire_grace": misfire_grace, "misfire_window": misfire_window, "overlap": overlap,
+        "ends_at": ends_at,
     }, lambda rows: rows[0]["id"])
 
 
@@ -369,12 +371,12 @@ def lock_due_schedule(schedule_id: str) -> Call[Row | None]:
 
 def fire_schedule_ticks(
     schedule_id: str, *, ticks: Sequence[datetime], next_tick_at: datetime, skipped: int,
-    worker_id: int | None,
+    overlap_skipped: int, worker_id: int | None,
 ) -> Call[list[tuple[datetime, int]]]:
     """Returns (tick, job id) for each tick recorded now (a tick already recorded is left out)."""
     return Call("fire_schedule_ticks", {
         "id": schedule_id, "ticks": list(ticks), "next_tick_at": next_tick_at,
-        "skipped": skipped, "worker_id": worker_id,
+        "skipped": skipped, "overlap_skipped": overlap_skipped, "worker_id": worker_id,
     }, lambda rows: [(row["tick_at"], row["job_id"]) for row in rows])
 
 

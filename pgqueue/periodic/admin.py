@@ -39,6 +39,7 @@ class ScheduleInfo:
     misfire: str
     misfire_grace: timedelta
     misfire_window: timedelta
+    overlap: bool
     ends_at: datetime | None
     origin: str
     next_tick_at: datetime | None
@@ -48,6 +49,7 @@ class ScheduleInfo:
     last_fired_at: datetime | None
     last_fired_by: int | None
     skipped_ticks: int
+    overlap_skipped_ticks: int
     paused: bool
     paused_at: datetime | None
     orphaned: bool
@@ -117,7 +119,7 @@ def save_schedule(
         kwargs_json=resolved.kwargs_json, queue=resolved.queue, priority=resolved.priority,
         max_attempts=resolved.max_attempts, misfire=schedule.misfire,
         misfire_grace=schedule.misfire_grace, misfire_window=schedule.misfire_window,
-        ends_at=ends_at), connection)
+        overlap=schedule.overlap, ends_at=ends_at), connection)
 
 
 def _duration(delta: timedelta) -> str:

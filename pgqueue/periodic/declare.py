@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _declared: weakref.WeakKeyDictionary[App, dict[str, Schedule]] = weakref.WeakKeyDictionary()
 
 SETTING_KEYS = ("task", "cron", "every", "timezone", "args", "kwargs", "queue", "priority",
-                "misfire", "misfire_grace", "misfire_window")
+                "misfire", "misfire_grace", "misfire_window", "overlap")
 
 
 def periodic(
@@ -32,12 +32,13 @@ def periodic(
     id: str | None = None, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
     queue: str | None = None, priority: int | None = None, timezone: str = "UTC",
     misfire: Misfire = "skip", misfire_grace: timedelta | float = DEFAULT_MISFIRE_GRACE,
-    misfire_window: timedelta | float = DEFAULT_MISFIRE_WINDOW,
+    misfire_window: timedelta | float = DEFAULT_MISFIRE_WINDOW, overlap: bool = True,
 ) -> Callable[[Task[Any, Any]], Task[Any, Any]]:
     """Run a task on a schedule; stack it above ``@app.task`` (several may be stacked).
 
     ``cron`` is a 5-field expression read in ``timezone``; ``every`` a timedelta (or seconds).
     ``id`` defaults to the task name: give each schedule of one task its own.
+    ``overlap=False`` skips a tick while the previous tick's job is queued, waiting or running.
     """
 
     def declare(task: Task[Any, Any]) -> Task[Any, Any]:
@@ -54,6 +55,7 @@ def periodic(
             priority=priority, misfire=misfire,
             misfire_grace=misfire_grace,  # type: ignore[arg-type]
             misfire_window=misfire_window,  # type: ignore[arg-type]
+            overlap=overlap,
         )
         schedule.check_task(task)
         add_schedule(app, schedule)

@@ -75,3 +75,15 @@ def _capped(ticks: Iterable[datetime]) -> list[datetime]:
         if len(kept) > 2 * MAX_TICKS_PER_FIRE:
             del kept[:MAX_TICKS_PER_FIRE]
     return kept[-MAX_TICKS_PER_FIRE:]
+
+
+def without_overlap(run: list[datetime], *, overlap: bool,
+                    previous_unfinished: bool) -> tuple[list[datetime], int]:
+    """The ticks to enqueue for a schedule with `overlap` False (and how many are skipped): none
+    while the previous tick's job is unfinished, else only the newest due tick (ticks due
+    together would run side by side)."""
+    if overlap or not run:
+        return run, 0
+    if previous_unfinished:
+        return [], len(run)
+    return run[-1:], len(run) - 1

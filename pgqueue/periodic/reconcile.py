@@ -68,6 +68,6 @@ def _upsert(item: ResolvedSchedule, next_tick_at: datetime) -> Call[datetime | N
         timezone=schedule.timezone, args_json=item.args_json, kwargs_json=item.kwargs_json,
         queue=item.queue, priority=item.priority, max_attempts=item.max_attempts,
         misfire=schedule.misfire, misfire_grace=schedule.misfire_grace,
-        misfire_window=schedule.misfire_window,
+        misfire_window=schedule.misfire_window, overlap=schedule.overlap,
         next_tick_at=next_tick_at,
     )

@@ -52,6 +52,8 @@ class Schedule:
     misfire: Misfire = "skip"
     misfire_grace: timedelta = DEFAULT_MISFIRE_GRACE
     misfire_window: timedelta = DEFAULT_MISFIRE_WINDOW
+    overlap: bool = True
+    """False: skip a tick while the previous tick's job is queued, waiting or running."""
 
     def __post_init__(self) -> None:
         check_name(self.id, "schedule id", MAX_SCHEDULE_ID)
@@ -70,6 +72,9 @@ class Schedule:
         if self.misfire not in MISFIRE_POLICIES:
             raise ConfigurationError(f"schedule {self.id!r}: misfire must be one of "
                                      f"{', '.join(MISFIRE_POLICIES)}, not {self.misfire!r}")
+        if not isinstance(self.overlap, bool):
+            raise ConfigurationError(f"schedule {self.id!r}: overlap must be True or False, "
+                                     f"not {self.overlap!r}")
         grace = _as_timedelta(self.misfire_grace, "misfire_grace", allow_zero=True)
         window = _as_timedelta(self.misfire_window, "misfire_window")
         object.__setattr__(self, "misfire_grace", grace)

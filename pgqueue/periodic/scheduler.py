@@ -6,6 +6,8 @@ lose. A pass lists the due schedules and fires each in its own transaction:
 1. lock the schedule's row ``FOR UPDATE SKIP LOCKED`` (a scheduler already firing it is passed
    by) and read the database's ``now()``;
 2. plan the ticks from the next tick, ``now()`` and the misfire policy (`plan.plan_fire`);
+   a schedule declared ``overlap=False`` keeps none while its previous tick's job has not
+   ended, and at most the newest otherwise (`plan.without_overlap`);
 3. one statement records the ticks in ``pgqueue.schedule_ticks`` (primary key (schedule, tick):
    a tick recorded before is dropped), inserts one job per recorded tick and advances the
    schedule; the commit makes all of it visible at once, or none of it.
@@ -30,7 +32,7 @@ from pgqueue.db import AsyncDatabase, atransaction
 from pgqueue.errors import DatabaseUnavailable, PgQueueError
 from pgqueue.logs import log_event
 from pgqueue.periodic.declare import declared_schedules
-from pgqueue.periodic.plan import plan_fire
+from pgqueue.periodic.plan import plan_fire, without_overlap
 from pgqueue.periodic.reconcile import reconcile
 from pgqueue.periodic.schedule import Schedule
 from pgqueue.periodic.ticks import MICROSECOND, next_after, ticks_for
@@ -156,17 +158,23 @@ class Scheduler:
             plan = plan_fire(ticks, due_from=due_from, now=row["now"], misfire=row["misfire"],
                              misfire_grace=row["misfire_grace"],
                              misfire_window=row["misfire_window"], ends_at=row["ends_at"])
+            run, overlap_skipped = without_overlap(plan.run, overlap=row["overlap"],
+                                                   previous_unfinished=row["previous_unfinished"])
             recorded = await db.arun(store.fire_schedule_ticks(
-                schedule_id, ticks=plan.run, next_tick_at=plan.next_tick_at,
-                skipped=plan.skipped, worker_id=self.worker_id), conn)
+                schedule_id, ticks=run, next_tick_at=plan.next_tick_at, skipped=plan.skipped,
+                overlap_skipped=overlap_skipped, worker_id=self.worker_id), conn)
         fired = [FiredTick(schedule_id, tick_at, job_id) for tick_at, job_id in recorded]
         if plan.skipped:
             log_event(logger, logging.WARNING, "periodic.ticks_skipped", schedule=schedule_id,
                       skipped=plan.skipped, misfire=row["misfire"],
                       since=due_from.isoformat(timespec="seconds"))
-        if len(recorded) < len(plan.run):
+        if overlap_skipped:
+            log_event(logger, logging.INFO, "periodic.tick_skipped_overlap",
+                      schedule=schedule_id, skipped=overlap_skipped,
+                      previous_job_id=row["last_job_id"])
+        if len(recorded) < len(run):
             log_event(logger, logging.WARNING, "periodic.ticks_already_recorded",
-                      schedule=schedule_id, count=len(plan.run) - len(recorded))
+                      schedule=schedule_id, count=len(run) - len(recorded))
         for tick in fired:
             log_event(logger, logging.INFO, "periodic.tick_enqueued", schedule=schedule_id,
                       tick=tick.tick_at.isoformat(), job_id=tick.job_id)

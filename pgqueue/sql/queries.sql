@@ -413,16 +413,16 @@ SELECT now() AS now FROM (SELECT pg_advisory_xact_lock(hashtext('pgqueue.schedul
 -- operators and is never touched.
 INSERT INTO pgqueue.schedules AS s
     (id, task_name, cron, every, timezone, args, kwargs, queue, priority, max_attempts, misfire,
-     misfire_grace, misfire_window, next_tick_at)
+     misfire_grace, misfire_window, overlap, next_tick_at)
 VALUES (%(id)s, %(task_name)s, %(cron)s, %(every)s, %(timezone)s, %(args)s, %(kwargs)s,
         %(queue)s, %(priority)s, %(max_attempts)s, %(misfire)s, %(misfire_grace)s,
-        %(misfire_window)s, %(next_tick_at)s)
+        %(misfire_window)s, %(overlap)s, %(next_tick_at)s)
 ON CONFLICT (id) DO UPDATE SET
     task_name = excluded.task_name, cron = excluded.cron, every = excluded.every,
     timezone = excluded.timezone, args = excluded.args, kwargs = excluded.kwargs,
     queue = excluded.queue, priority = excluded.priority, max_attempts = excluded.max_attempts,
     misfire = excluded.misfire, misfire_grace = excluded.misfire_grace,
-    misfire_window = excluded.misfire_window,
+    misfire_window = excluded.misfire_window, overlap = excluded.overlap,
     next_tick_at = CASE WHEN s.orphaned OR s.origin <> 'code'
                              OR s.cron IS DISTINCT FROM excluded.cron
                              OR s.every IS DISTINCT FROM excluded.every
@@ -450,11 +450,11 @@ RETURNING id;
 -- anchor_at (or now): the next scheduler pass computes its first tick from there.
 INSERT INTO pgqueue.schedules AS s
     (id, task_name, cron, every, anchor_at, timezone, args, kwargs, queue, priority,
-     max_attempts, misfire, misfire_grace, misfire_window, ends_at, origin, next_tick_at,
-     restart_from)
+     max_attempts, misfire, misfire_grace, misfire_window, overlap, ends_at, origin,
+     next_tick_at, restart_from)
 VALUES (%(id)s, %(task_name)s, %(cron)s, %(every)s, %(anchor_at)s, %(timezone)s, %(args)s,
         %(kwargs)s, %(queue)s, %(priority)s, %(max_attempts)s, %(misfire)s, %(misfire_grace)s,
-        %(misfire_window)s, %(ends_at)s, 'runtime', NULL,
+        %(misfire_window)s, %(overlap)s, %(ends_at)s, 'runtime', NULL,
         coalesce(%(anchor_at)s::timestamptz, now()))
 ON CONFLICT (id) DO UPDATE SET
     task_name = excluded.task_name, cron = excluded.cron, every = excluded.every,
@@ -462,7 +462,7 @@ ON CONFLICT (id) DO UPDATE SET
     kwargs = excluded.kwargs, queue = excluded.queue, priority = excluded.priority,
     max_attempts = excluded.max_attempts, misfire = excluded.misfire,
     misfire_grace = excluded.misfire_grace, misfire_window = excluded.misfire_window,
-    ends_at = excluded.ends_at, origin = 'runtime', next_tick_at = NULL,
+    overlap = excluded.overlap, ends_at = excluded.ends_at, origin = 'runtime', next_tick_at = NULL,
     restart_from = greatest(excluded.restart_from, s.last_tick_at + interval '1 microsecond'),
     orphaned = false, orphaned_at = NULL, last_seen_at = now()
 RETURNING id;
@@ -482,10 +482,17 @@ ORDER BY next_tick_at NULLS FIRST, id;
 -- One scheduler fires a schedule at a time; the others skip the locked row. The WHERE is
 -- re-checked on the row as committed, so a schedule another scheduler just advanced is not due.
 -- A scheduler stalled while holding the lock is cut off after 10 s, so the others take over.
-SELECT id, cron, every, anchor_at, timezone, misfire, misfire_grace, misfire_window, ends_at,
-       next_tick_at, restart_from, now() AS now,
+-- previous_unfinished: overlap = false and the latest tick's job is still queued, waiting or
+-- running (then this pass skips its ticks; migrations_sql/0012_schedule_overlap.sql).
+SELECT s.id, s.cron, s.every, s.anchor_at, s.timezone, s.misfire, s.misfire_grace,
+       s.misfire_window, s.ends_at, s.next_tick_at, s.restart_from, s.overlap, s.last_job_id,
+       now() AS now,
+       (NOT s.overlap AND EXISTS (
+           SELECT FROM pgqueue.jobs AS j
+           WHERE j.id = s.last_job_id AND j.state::text IN ('queued', 'waiting', 'running')
+       )) AS previous_unfinished,
        set_config('idle_in_transaction_session_timeout', '10s', true) AS stall_guard
-FROM pgqueue.schedules
+FROM pgqueue.schedules AS s
 WHERE id = %(id)s AND NOT paused AND NOT orphaned
   AND (next_tick_at IS NULL OR next_tick_at <= now())
   AND (ends_at IS NULL OR next_tick_at IS NULL OR next_tick_at <= ends_at)
@@ -515,6 +522,7 @@ WITH due AS (
     UPDATE pgqueue.schedules AS s
     SET next_tick_at = %(next_tick_at)s, restart_from = NULL,
         skipped_ticks = s.skipped_ticks + %(skipped)s,
+        overlap_skipped_ticks = s.overlap_skipped_ticks + %(overlap_skipped)s,
         last_tick_at = coalesce((SELECT tick_at FROM latest), s.last_tick_at),
         last_job_id = coalesce((SELECT job_id FROM latest), s.last_job_id),
         last_fired_at = CASE WHEN EXISTS (SELECT FROM latest) THEN now() ELSE s.last_fired_at END,
@@ -542,9 +550,9 @@ RETURNING t.tick_at;
 -- name: list_schedules
 -- Every schedule, for the CLI and the Django admin.
 SELECT id, task_name, cron, every, anchor_at, timezone, args, kwargs, queue, priority,
-       max_attempts, misfire, misfire_grace, misfire_window, ends_at, origin, next_tick_at,
-       restart_from, last_tick_at, last_job_id, last_fired_at, last_fired_by, skipped_ticks,
-       paused, paused_at, orphaned, orphaned_at, last_seen_at, created_at
+       max_attempts, misfire, misfire_grace, misfire_window, overlap, ends_at, origin,
+       next_tick_at, restart_from, last_tick_at, last_job_id, last_fired_at, last_fired_by,
+       skipped_ticks, overlap_skipped_ticks, paused, paused_at, orphaned, orphaned_at, last_seen_at, created_at
 FROM pgqueue.schedules
 ORDER BY id;
 

@@ -203,7 +203,7 @@ def test_racing_schedulers_enqueue_each_tick_exactly_once(
     # The database refuses a second job for a recorded tick, whatever a scheduler believes.
     again = run(app, lambda: app.db.arun(store.fire_schedule_ticks(
         "fast", ticks=ticks[:3], next_tick_at=ticks[-1] + timedelta(seconds=1), skipped=0,
-        worker_id=None)))
+        overlap_skipped=0, worker_id=None)))
     assert again == [] and len(jobs_of(dsn, "ping")) == len(ticks)
 
 
@@ -369,3 +369,65 @@ def test_runtime_schedules_are_never_orphaned_and_end_on_time(
     assert delete_schedule(app, "repeat:ping") is True
     assert rows(dsn, "SELECT count(*) AS n FROM pgqueue.schedule_ticks")[0]["n"] == 0
     assert delete_schedule(app, "repeat:ping") is False
+
+
+def next_tick_comes(dsn: str, schedule_id: str) -> None:
+    """The current minute's tick falls again: its ledger row goes, so it counts as a new tick."""
+    rows(dsn, "DELETE FROM pgqueue.schedule_ticks WHERE schedule_id = %s RETURNING tick_at",
+         (schedule_id,))
+    set_next_tick(dsn, schedule_id, "date_trunc('minute', now())")
+
+
+@pytest.mark.parametrize("unfinished_state", ["queued", "running", "waiting"])
+def test_overlap_false_skips_ticks_while_the_previous_job_is_unfinished(
+    dsn: str, apps: Callable[[], pgqueue.App], unfinished_state: str
+) -> None:
+    app = apps()
+    periodic(app, every=MINUTE, id="slow", overlap=False, misfire="all", misfire_grace=0,
+             misfire_window=timedelta(hours=1))(app.tasks["report"])
+    run(app, lambda: reconcile(app, declared_schedules(app)))
+    set_next_tick(dsn, "slow", "date_trunc('minute', now()) - interval '5 minutes'")
+    first = fire(app)
+    assert len(first) == 1, "ticks due together run once, not side by side"
+    job_id = first[0].job_id
+    if unfinished_state != "queued":
+        rows(dsn, f"UPDATE pgqueue.jobs SET state = '{unfinished_state}'"
+                  + (", started_at = now()" if unfinished_state == "running" else "")
+                  + " WHERE id = %s RETURNING id", (job_id,))
+    next_tick_comes(dsn, "slow")
+    assert fire(app) == [], f"no new job while the previous one is {unfinished_state}"
+    row = schedule_row(dsn, "slow")
+    assert row["overlap_skipped_ticks"] >= 1 + 5 and row["last_job_id"] == job_id
+    assert [job["id"] for job in jobs_of(dsn, "report")] == [job_id]
+
+    rows(dsn, "UPDATE pgqueue.jobs SET state = 'succeeded', finished_at = now(), "
+              "started_at = coalesce(started_at, now()) WHERE id = %s RETURNING id", (job_id,))
+    next_tick_comes(dsn, "slow")
+    second = fire(app)
+    assert len(second) == 1 and second[0].job_id != job_id, "the next tick runs once it ended"
+    assert list_schedules(app)[0].overlap is False
+
+
+def test_overlap_true_enqueues_every_tick_whatever_runs(
+    dsn: str, apps: Callable[[], pgqueue.App]
+) -> None:
+    app = apps()
+    periodic(app, every=MINUTE, id="piles", misfire="all", misfire_grace=0)(app.tasks["ping"])
+    run(app, lambda: reconcile(app, declared_schedules(app)))
+    set_next_tick(dsn, "piles", "date_trunc('minute', now()) - interval '3 minutes'")
+    assert len(fire(app)) >= 3
+    next_tick_comes(dsn, "piles")
+    assert len(fire(app)) == 1
+    assert schedule_row(dsn, "piles")["overlap_skipped_ticks"] == 0
+
+
+def test_overlap_is_written_from_code_and_settings_and_checked(
+    dsn: str, apps: Callable[[], pgqueue.App]
+) -> None:
+    app = apps()
+    register_schedules(app, {"nightly": {"task": "report", "cron": "0 3 * * *",
+                                         "overlap": False}})
+    run(app, lambda: reconcile(app, declared_schedules(app)))
+    assert schedule_row(dsn, "nightly")["overlap"] is False
+    with pytest.raises(ConfigurationError, match="overlap must be True or False"):
+        periodic(app, every=MINUTE, id="bad", overlap="no")(app.tasks["ping"])  # type: ignore[arg-type]
