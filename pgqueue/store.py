@@ -148,6 +148,14 @@ def bound_transaction(bounds: Mapping[str, str]) -> Call[None]:
         "statement": bounds["statement_timeout"]}, lambda rows: None)
 
 
+def seconds_until_rate_limit_reopens(*, queues: Sequence[str] | None) -> Call[float | None]:
+    """None unless a rate limit holds due jobs of `queues`; else seconds until one may start."""
+    return Call("seconds_until_rate_limit_reopens",
+                {"queues": list(queues) if queues is not None else None},
+                lambda rows: None if not rows or rows[0]["seconds"] is None
+                else max(0.0, rows[0]["seconds"]))
+
+
 def seconds_until_next_job(*, queues: Sequence[str] | None) -> Call[float | None]:
     """None when nothing is queued; 0 when a job is due now; math.inf for run_at 'infinity'."""
     def decode(rows: list[Row]) -> float | None:

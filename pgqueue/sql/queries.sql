@@ -134,6 +134,22 @@ FROM pgqueue.jobs
 WHERE state = 'queued' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
   AND NOT pgqueue.queue_is_paused(queue);
 
+-- name: seconds_until_rate_limit_reopens
+-- Asked only when a claim took nothing although jobs are due: if a rate limit holds due jobs of
+-- these queues, how long until its window lets the next one start (recent_starts is newest
+-- first, so element rate_limit is the oldest start still counted; it leaves the window at that
+-- instant + rate_period). NULL: no rate limit holds them (a concurrency limit or a row lock
+-- does; the worker finishing a job of that queue claims again at once).
+SELECT min(extract(epoch FROM l.recent_starts[l.rate_limit] + l.rate_period)
+           - extract(epoch FROM now()))::float8 AS seconds
+FROM pgqueue.queue_limits AS l
+WHERE l.rate_limit IS NOT NULL AND cardinality(l.recent_starts) >= l.rate_limit
+  AND l.recent_starts[l.rate_limit] > now() - l.rate_period
+  AND (%(queues)s::text[] IS NULL OR l.queue = ANY(%(queues)s::text[]))
+  AND NOT pgqueue.queue_is_paused(l.queue)
+  AND EXISTS (SELECT 1 FROM pgqueue.jobs AS j
+              WHERE j.state = 'queued' AND j.queue = l.queue AND j.run_at <= now());
+
 -- name: mark_succeeded
 -- Batch acknowledgement: one statement for many jobs; the claim token fences out lost claims.
 -- Every acknowledgement commits durably whatever the server's default (set_config local to the

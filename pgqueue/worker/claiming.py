@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("pgqueue.worker")
 
+RATE_WINDOW_MARGIN = 0.002
+"""Seconds slept past a rate limit window's reopening, so the claim never arrives just before
+(database and worker clocks tick apart by the round trip)."""
+
 
 async def claim_loop(worker: Worker, group: SlotGroup) -> None:
     """Claim up to the free slots, start the jobs, repeat; sleep until NOTIFY, the poll or the
@@ -57,7 +61,12 @@ async def claim_loop(worker: Worker, group: SlotGroup) -> None:
                 # Done only if no outcome was written during the claim: a retry being
                 # written was row-locked (skipped) yet may be due now.
                 if worker.completer.idle and worker.completer.writes == writes_before_claim:
-                    return
+                    reopens_in = await _rate_limit_reopens_in(worker, group)
+                    if reopens_in is None:
+                        return
+                    # Due jobs wait only for a rate limit's window: run them too.
+                    await worker.wait_for(group.wake, reopens_in + RATE_WINDOW_MARGIN)
+                    continue
                 await worker.completer.wait_idle()
                 continue
             group.freed.clear()
@@ -105,7 +114,20 @@ async def _idle_timeout(
     if due_in > 0:
         unclaimable.reset()
         return min(timeout, due_in)
+    reopens_in = await _rate_limit_reopens_in(worker, group)
+    if reopens_in is not None:
+        unclaimable.reset()
+        return min(timeout, reopens_in + RATE_WINDOW_MARGIN)
     return unclaimable.next_wait()
+
+
+async def _rate_limit_reopens_in(worker: Worker, group: SlotGroup) -> float | None:
+    """When a rate limit holds this group's due jobs: seconds until its window reopens."""
+    try:
+        return await worker.claim_connection.run(store.seconds_until_rate_limit_reopens(
+            queues=group.queues))
+    except DatabaseUnavailable:
+        return None
 
 
 class UnclaimableDueJobs:

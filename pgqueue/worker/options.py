@@ -33,7 +33,9 @@ class WorkerOptions:
     name: str | None = None
     """Shown in the workers table and logs; defaults to host-pid."""
     one_shot: bool = False
-    """Run every due job, then exit 0 once none is left."""
+    """Run every due job, then exit 0 once none is left. Due jobs a rate limit holds back are
+    waited for (the window reopens within its period); jobs a concurrency limit or a lock holds
+    for another worker's running jobs are left to that worker."""
     listen: bool = True
     """Wake on NOTIFY; without it the worker only polls."""
     poll_interval: float = 5.0

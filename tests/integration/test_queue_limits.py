@@ -165,3 +165,49 @@ def test_queue_flow_says_why_due_jobs_are_held_back(app: pgqueue.App, dsn: str, 
         "mail": (1, 1, 1, None, None, 0, "concurrency limit reached"),
         "sync": (1, 0, None, None, None, 2, None),
     }
+
+
+def _sorted_starts(dsn: str, queue: str) -> list[float]:
+    with psycopg.connect(dsn) as conn:
+        return [row[0] for row in conn.execute(
+            "SELECT extract(epoch FROM started_at)::float8 FROM pgqueue.jobs "
+            "WHERE queue = %s AND started_at IS NOT NULL ORDER BY started_at", (queue,))]
+
+
+def test_a_rate_limited_worker_wakes_when_the_window_reopens(
+    app: pgqueue.App, dsn: str, worker_thread
+) -> None:
+    """Polling is off (30 s) and nothing is enqueued meanwhile: only the worker's own timer,
+    set to the window's reopening, can start the second batch on time."""
+    _limit(dsn, "api", "rate_limit", "5/s")
+    core_app.add.using(queue="api").defer_many([(n, n) for n in range(10)])
+    worker_thread(concurrency=10)
+    wait_until(lambda: len(_sorted_starts(dsn, "api")) == 10, timeout=10,
+               message="the second window's five jobs to start")
+    starts = _sorted_starts(dsn, "api")
+    reopened_at = starts[0] + 1.0
+    assert starts[4] < reopened_at <= starts[5], "five per second, no more"
+    assert starts[5] - reopened_at < 0.15, (
+        f"the sixth job started {starts[5] - reopened_at:.3f} s after the window reopened")
+
+
+def test_one_shot_waits_for_a_rate_limit_but_not_for_other_workers(
+    app: pgqueue.App, dsn: str
+) -> None:
+    _limit(dsn, "api", "rate_limit", "4/s")
+    core_app.add.using(queue="api").defer_many([(n, n) for n in range(9)])
+    assert app.run_worker(concurrency=4, one_shot=True, poll_interval=30.0) == 0
+    assert scalar(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE state = 'succeeded'") == 9
+    starts = _sorted_starts(dsn, "api")
+    assert starts[-1] - starts[0] >= 2.0, "9 jobs at 4 per second span two window reopenings"
+    # A concurrency limit held by another worker's running job: one-shot leaves it to them.
+    _limit(dsn, "busy", "concurrency", "1")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgqueue.jobs (task_name, queue, state, started_at) "
+                     "VALUES ('elsewhere', 'busy', 'running', now())")
+    core_app.add.using(queue="busy").defer(1, 1)
+    began = time.monotonic()
+    assert app.run_worker(one_shot=True, queues=("busy",), poll_interval=30.0) == 0
+    assert time.monotonic() - began < 10
+    assert scalar(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE queue = 'busy' "
+                       "AND state = 'queued'") == 1
