@@ -1,6 +1,7 @@
 """Queue limits across many real worker processes (8 workers x 8 slots): the concurrency limit
-is never exceeded and is reached, a worker killed while holding a slot frees it once rescued,
-and a rate limit never lets more than N jobs start in any window of its period."""
+and the per-key limit (every key) are never exceeded and are reached, a worker killed while
+holding a slot frees it once rescued, and a rate limit never lets more than N jobs start in any
+window of its period."""
 
 from __future__ import annotations
 
@@ -79,3 +80,39 @@ def test_a_rate_limit_never_lets_more_than_n_start_in_any_window(
                         for start in starts)
     assert in_any_second == 10, f"{in_any_second} starts within one second"
     assert starts[-1] - starts[0] >= 3.0  # 35 jobs at 10 per second
+
+
+@pytest.mark.slow
+def test_per_key_concurrency_holds_for_every_key_across_workers_and_a_kill(
+    rel_dsn: str, workers: WorkerProcesses
+) -> None:
+    with psycopg.connect(rel_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgqueue.set_queue_limit('sync', 'per_key_concurrency', '2')")
+    keys = [f"tenant:{n}" for n in range(4)]
+    for key in keys:
+        core_app.hold_briefly.using(queue="sync", concurrency_key=key).defer_many(
+            [(0.05,)] * 15)
+    _start_workers(workers, rel_dsn)
+
+    def a_slot_holder() -> int | None:
+        with psycopg.connect(rel_dsn) as conn:
+            row = conn.execute("SELECT pid FROM ledger GROUP BY job_id, attempt, pid "
+                               "HAVING count(*) = 1 LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    victim = wait_until(a_slot_holder, timeout=30, message="a worker holding a slot")
+    os.kill(victim, signal.SIGKILL)
+    killed_at = scalar(rel_dsn, "SELECT extract(epoch FROM clock_timestamp())::float8")
+    wait_until(lambda: _all_succeeded(rel_dsn), timeout=90, message="every job to succeed")
+    with psycopg.connect(rel_dsn) as conn:
+        rows = conn.execute(
+            "SELECT j.concurrency_key, "
+            "extract(epoch FROM min(l.started_at) FILTER (WHERE l.tag = 'start'))::float8, "
+            "extract(epoch FROM min(l.started_at) FILTER (WHERE l.tag = 'end'))::float8 "
+            "FROM ledger l JOIN pgqueue.jobs j ON j.id = l.job_id "
+            "GROUP BY j.concurrency_key, l.job_id, l.attempt").fetchall()
+    for key in keys:
+        spans = [(start, end if end is not None else killed_at)
+                 for k, start, end in rows if k == key]
+        assert _max_overlap(spans) == 2, f"{key}: the per-key limit is exceeded or not reached"
+    assert scalar(rel_dsn, "SELECT count(*) FROM pgqueue.jobs") == 60
