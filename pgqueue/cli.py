@@ -34,6 +34,7 @@ from pgqueue.maintenance.retention import RetentionPolicy, parse_age, prune
 from pgqueue.migrate import apply_migrations, full_sql, migration_files, pending_migrations
 from pgqueue.printable import printable
 from pgqueue.readonly import require_writable
+from pgqueue.types import QueueStats
 from pgqueue.validation import MAX_NESTING
 
 EXIT_OK = 0
@@ -361,12 +362,25 @@ def _stats(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> in
     if args.json:
         out(json.dumps([asdict(s) for s in stats]))
         return EXIT_OK
-    _table(out, ("queue", "queued", "running", "succeeded", "failed", "cancelled",
-                 "oldest_waiting_s"),
-           [(s.queue, s.queued, s.running, s.succeeded, s.failed, s.cancelled,
-             "" if s.oldest_waiting_seconds is None else f"{s.oldest_waiting_seconds:.1f}")
-            for s in stats])
+    _table(out, ("queue", "queued", "running", "waiting_on_lock", "succeeded", "failed",
+                 "cancelled", "oldest_waiting_s", "limits", "held_back_by"),
+           [(s.queue, s.queued, s.running, s.waiting_on_lock, s.succeeded, s.failed,
+             s.cancelled,
+             "" if s.oldest_waiting_seconds is None else f"{s.oldest_waiting_seconds:.1f}",
+             _limits_summary(s), s.held_back_by or "") for s in stats])
     return EXIT_OK
+
+
+def _limits_summary(stats: QueueStats) -> str:
+    """`concurrency 3/5, per key 2, rate 7/10 per 00:01:00`: each limit against its use."""
+    parts = []
+    if stats.concurrency is not None:
+        parts.append(f"concurrency {stats.running}/{stats.concurrency}")
+    if stats.per_key_concurrency is not None:
+        parts.append(f"per key {stats.per_key_concurrency}")
+    if stats.rate_limit is not None:
+        parts.append(f"rate {stats.started_in_rate_window}/{stats.rate_limit}")
+    return ", ".join(parts)
 
 
 def _prune(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:

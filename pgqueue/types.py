@@ -116,3 +116,13 @@ class QueueStats:
     failed: int
     cancelled: int
     oldest_waiting_seconds: float | None
+    paused: bool = False
+    waiting_on_lock: int = 0
+    """Jobs behind an unfinished job of the same lock."""
+    concurrency: int | None = None
+    per_key_concurrency: int | None = None
+    rate_limit: str | None = None
+    """e.g. "100 per 00:01:00"."""
+    started_in_rate_window: int | None = None
+    held_back_by: str | None = None
+    """Why due jobs are not starting (paused, concurrency / rate / per-key limit reached)."""

@@ -177,22 +177,36 @@ def _capped(table: Table, rows: Sequence[Row], key: str) -> Sequence[Row]:
 
 
 def _queues_table(queues: Sequence[Row]) -> Table:
-    table = _table("Queues", ("queue", "state", "due", "sched", "running", "failed",
-                              "oldest wait", "wait p50", "wait p95", "started 5m"),
+    table = _table("Queues", ("queue", "state", "due", "sched", "running", "on lock",
+                              "failed", "oldest wait", "wait p50", "wait p95", "started 5m"),
                    numeric_from=2)
     for q in _capped(table, queues, "queues"):
         oldest = q["oldest_waiting_seconds"]
         table.add_row(
-            _text(q["queue"]), Text("paused", style="bold yellow") if q["paused"] else "active",
-            str(q["due"]), str(q["scheduled"]), str(q["running"]),
+            _text(q["queue"]), _queue_state(q), str(q["due"]), str(q["scheduled"]),
+            _running_against_limit(q), str(q["waiting_on_lock"]),
             Text(str(q["failed"]), style="red" if q["failed"] else ""),
             Text(_seconds(oldest),
                  style="yellow" if oldest is not None and oldest > SLOW_WAIT_SECONDS else ""),
             _seconds(q["wait_p50_seconds"]), _seconds(q["wait_p95_seconds"]),
             str(q["started_5m"]))
     if not queues:
-        table.add_row("(no jobs yet)", *[""] * 9)
+        table.add_row("(no jobs yet)", *[""] * 10)
     return table
+
+
+def _queue_state(queue: Row) -> Text:
+    """active, or what holds its due jobs back (paused, a limit reached)."""
+    held_back_by = queue["held_back_by"] or ("paused" if queue["paused"] else None)
+    if held_back_by is None:
+        return Text("active")
+    return Text(held_back_by, style="bold yellow")
+
+
+def _running_against_limit(queue: Row) -> str:
+    """`3/5` under a concurrency limit, `3` without one."""
+    limit = queue["concurrency"]
+    return str(queue["running"]) if limit is None else f"{queue['running']}/{limit}"
 
 
 def _tasks_table(tasks: Sequence[Row]) -> Table:

@@ -345,17 +345,13 @@ LEFT JOIN LATERAL (SELECT pg_notify('pgqueue_abort', cancelled.worker_id::text)
                    WHERE cancelled.worker_id IS NOT NULL) AS wake ON true;
 
 -- name: queue_stats
--- Per queue: depth by state and the age of the oldest due job still waiting.
-SELECT queue,
-       count(*) FILTER (WHERE state = 'queued') AS queued,
-       count(*) FILTER (WHERE state = 'running') AS running,
-       count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
-       count(*) FILTER (WHERE state = 'failed') AS failed,
-       count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
-       extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'queued' AND run_at <= now()))::float8
-           AS oldest_waiting_seconds
-FROM pgqueue.jobs
-GROUP BY queue
+-- Per queue: depth by state, the age of the oldest due job still waiting, and its flow: jobs
+-- waiting on a lock, its limits against what runs, and what holds due jobs back (the view of
+-- migrations_sql/0016_flow_in_stats.sql).
+SELECT queue, queued, running, succeeded, failed, cancelled, oldest_waiting_seconds, paused,
+       waiting_on_lock, concurrency, per_key_concurrency, rate_limit, started_in_rate_window,
+       held_back_by
+FROM pgqueue.queue_stats
 ORDER BY queue;
 
 -- name: applied_migrations

@@ -3,6 +3,8 @@ concurrency and rate limits, declared in code or set at runtime from the CLI and
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import psycopg
@@ -153,7 +155,9 @@ def test_queue_flow_says_why_due_jobs_are_held_back(app: pgqueue.App, dsn: str, 
     core_app.add.using(queue="api").defer_many([(1, 1), (2, 2)])
     core_app.add.using(queue="held").defer(1, b=1)
     core_app.add.using(queue="sync", lock="tenant:1").defer_many([(1, 1), (2, 2), (3, 3)])
-    claim(queues=["mail", "api"])
+    _limit(dsn, "tenants", "per_key_concurrency", "1")
+    core_app.add.using(queue="tenants", concurrency_key="t1").defer_many([(1, 1), (2, 2)])
+    claim(queues=["mail", "api", "tenants"])
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pgqueue.pause_queue('held')")
         rows = {row[0]: row[1:] for row in conn.execute(
@@ -164,7 +168,21 @@ def test_queue_flow_says_why_due_jobs_are_held_back(app: pgqueue.App, dsn: str, 
         "held": (1, 0, None, None, None, 0, "paused"),
         "mail": (1, 1, 1, None, None, 0, "concurrency limit reached"),
         "sync": (1, 0, None, None, None, 2, None),
+        "tenants": (1, 1, None, None, None, 0, "per-key limit reached"),
     }
+    # The same, where people look: the queue_stats view, `pgqueue stats` and its JSON.
+    stats = {s.queue: s for s in app.queue_stats()}
+    assert stats["mail"].held_back_by == "concurrency limit reached"
+    assert stats["sync"].waiting_on_lock == 2 and stats["api"].started_in_rate_window == 1
+    table = run_cli("--app", APP, "stats", dsn=dsn).stdout
+    assert re.search(r"mail\s+1\s+1\s+0\s+0\s+0\s+0\s+[\d.]+\s+concurrency 1/1\s+"
+                     r"concurrency limit reached", table), table
+    assert re.search(r"sync\s+1\s+0\s+2\s", table), table
+    assert re.search(r"rate 1/1 per 01:00:00\s+rate limit reached", table), table
+    assert "per key 1" in table and "per-key limit reached" in table
+    as_json = {row["queue"]: row for row in json.loads(
+        run_cli("--app", APP, "stats", "--json", dsn=dsn).stdout)}
+    assert as_json["tenants"]["held_back_by"] == "per-key limit reached"
 
 
 def _sorted_starts(dsn: str, queue: str) -> list[float]:

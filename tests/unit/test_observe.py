@@ -78,7 +78,10 @@ def test_top_draws_every_section() -> None:
     queue = {"queue": "emails", "paused": True, "queued": 5, "due": 4, "scheduled": 1,
              "running": 2, "succeeded": 10, "failed": 1, "cancelled": 0,
              "oldest_waiting_seconds": 75.0, "started_5m": 12, "wait_p50_seconds": 0.004,
-             "wait_p95_seconds": 1.25}
+             "wait_p95_seconds": 1.25, "waiting_on_lock": 3, "concurrency": None,
+             "held_back_by": "paused"}
+    limited = {**queue, "queue": "api", "paused": False, "running": 5, "concurrency": 5,
+               "waiting_on_lock": 0, "held_back_by": "concurrency limit reached"}
     task = {"task_name": "mail.send", "queued": 5, "running": 2, "retrying": 1,
             "succeeded_1m": 6, "failed_1m": 1, "succeeded_5m": 9, "failed_5m": 1,
             "succeeded_1h": 10, "failed_1h": 1, "cancelled_1h": 0, "per_minute_5m": 2.0,
@@ -96,11 +99,12 @@ def test_top_draws_every_section() -> None:
     health = {"jobs_total_bytes": 5 * 1024 * 1024, "jobs_dead_ratio": 0.012,
               "jobs_last_autovacuum": now - timedelta(minutes=3),
               "notification_queue_usage": 0.0, "oldest_transaction_seconds": 2.0}
-    text = _draw(Snapshot(queues=[queue], tasks=[task], workers=[worker], stuck=[stuck],
+    text = _draw(Snapshot(queues=[queue, limited], tasks=[task], workers=[worker], stuck=[stuck],
                           health=health, database="app@db:5432"))
     assert "app@db:5432" in text and "every 2s" in text
     assert "stuck 1" in text and "0 alive / 1" in text and "5 MB" in text
-    assert re.search(r"emails\s+paused\s+4\s+1\s+2\s+1\s+1m15s\s+4ms\s+1\.2s\s+12", text)
+    assert re.search(r"emails\s+paused\s+4\s+1\s+2\s+3\s+1\s+1m15s\s+4ms\s+1\.2s\s+12", text)
+    assert re.search(r"api\s+concurrency limit reached\s+4\s+1\s+5/5\s+0\s+1", text)
     assert re.search(r"mail\.send\s+5\s+2\s+1\s+7\s+2\s+10\.0%\s+9\.1%\s+200ms\s+3\.0s", text)
     assert "SMTPError: 421 try later" in text and "30.0s ago" in text
     assert re.search(r"w-1\s+host:42\s+\*\s+2/4\s+1m35s DEAD\s+2h01m\s+mail\.send", text)
