@@ -229,3 +229,13 @@ def test_one_shot_waits_for_a_rate_limit_but_not_for_other_workers(
     assert time.monotonic() - began < 10
     assert scalar(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE queue = 'busy' "
                        "AND state = 'queued'") == 1
+
+
+@pytest.mark.parametrize("key", ["", "x" * 501, "new\nline", 7])
+def test_a_bad_concurrency_key_is_refused_at_the_door(key: object, dsn: str) -> None:
+    with pytest.raises(pgqueue.errors.InvalidName, match="concurrency key"):
+        core_app.add.using(concurrency_key=key)  # type: ignore[arg-type]
+    with psycopg.connect(dsn, autocommit=True) as conn, pytest.raises(
+            psycopg.errors.CheckViolation):
+        conn.execute("INSERT INTO pgqueue.jobs (task_name, concurrency_key) VALUES ('t', %s)",
+                     ("x" * 501,))
