@@ -41,7 +41,9 @@ CHECKS = [
 ]
 QUEUE_STATS_HEADER = re.compile(
     r"^ +queue +\| paused \| queued \| due \| scheduled \| running \| succeeded \| failed \| "
-    r"cancelled \| oldest_waiting_seconds \| started_5m \| wait_p50_seconds \| wait_p95_seconds$",
+    r"cancelled \| oldest_waiting_seconds \| started_5m \| wait_p50_seconds \| wait_p95_seconds "
+    r"\| waiting_on_lock \| concurrency \| per_key_concurrency \| rate_limit \| "
+    r"started_in_rate_window \| held_back_by$",
     re.MULTILINE)
 
 
