@@ -148,7 +148,8 @@ def test_observer_reads_the_views_and_nothing_else(roles: Roles,
         assert stats == [("emails", 1, False), ("reports", 0, True)]
         health = conn.execute("SELECT queued, notification_queue_usage FROM pgqueue.health"
                               ).fetchone()
-        assert health == (1, 0.0)
+        # The NOTIFY queue is the server's, shared with every other database's listeners.
+        assert health[0] == 1 and 0.0 <= health[1] < 1.0
         _assert_denied(conn, "SELECT args FROM pgqueue.jobs")
         _assert_denied(conn, "SELECT * FROM pgqueue.workers")
         _assert_denied(conn, "SELECT * FROM pgqueue.paused_queues")
