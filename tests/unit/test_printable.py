@@ -35,7 +35,8 @@ def test_top_escapes_every_value_it_did_not_write_itself() -> None:
     queue = {"queue": hostile, "paused": False, "queued": 1, "due": 1, "scheduled": 0,
              "running": 0, "succeeded": 0, "failed": 1, "cancelled": 0,
              "oldest_waiting_seconds": 1.0, "started_5m": 0, "wait_p50_seconds": None,
-             "wait_p95_seconds": None}
+             "wait_p95_seconds": None, "waiting_on_lock": 0, "concurrency": None,
+             "held_back_by": None}
     task = {"task_name": hostile, "queued": 1, "running": 0, "retrying": 1, "succeeded_1m": 0,
             "failed_1m": 1, "succeeded_5m": 0, "failed_5m": 1, "succeeded_1h": 0,
             "failed_1h": 1, "cancelled_1h": 0, "per_minute_5m": 0.2, "error_rate_5m": 1.0,
