@@ -16,7 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from pgqueue.contrib.django.app import app
-from pgqueue.contrib.django.background import settings as bg_settings
+from pgqueue.contrib.django.background.settings import app_settings
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.runner import Worker
 
@@ -77,7 +77,8 @@ class Command(BaseCommand):
             sys.stderr = _LogWriter(logging.ERROR)  # type: ignore[assignment]
 
     def _run(self, **options: Any) -> None:
-        concurrency = bg_settings.async_threads() if bg_settings.run_async() else 1
+        concurrency = (app_settings.BACKGROUND_TASK_ASYNC_THREADS
+                       if app_settings.BACKGROUND_TASK_RUN_ASYNC else 1)
         worker = Worker(app, WorkerOptions(
             queues=(options["queue"],) if options["queue"] else None,
             concurrency=max(concurrency, 1), poll_interval=max(options["sleep"], 0.1)))
