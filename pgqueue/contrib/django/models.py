@@ -1,8 +1,9 @@
 """`Job`: an unmanaged model over ``pgqueue.jobs``, for the admin and for ORM queries.
 
-The table belongs to the SQL migrations; Django never creates or alters it. State changes go
-through the engine's named queries (`App.retry_job`, `App.cancel_job`), never ORM updates, so the
-state machine keeps one implementation.
+The table belongs to the SQL migrations; Django never creates or alters it (and, the model
+being unmanaged, its fields need no Django migration: Django tracks only its options). State
+changes go through named queries (the engine's, and the admin's bulk ones in ``sql/``), never
+ORM updates, so the state machine keeps one implementation.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pgqueue.types import JobState
 
 class JobStateChoices(models.TextChoices):
     QUEUED = JobState.QUEUED.value, "queued"
+    WAITING = JobState.WAITING.value, "waiting"
     RUNNING = JobState.RUNNING.value, "running"
     SUCCEEDED = JobState.SUCCEEDED.value, "succeeded"
     FAILED = JobState.FAILED.value, "failed"
@@ -41,6 +43,14 @@ class Job(models.Model):
     error_message = models.TextField(null=True, blank=True)
     error_traceback = models.TextField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
+    timeout_seconds = models.FloatField(null=True, blank=True,
+                                        help_text="The task's timeout when it was enqueued.")
+    unique_key = models.TextField(null=True, blank=True, help_text=(
+        "At most one unfinished job holds a given key."))
+    lock = models.TextField(null=True, blank=True, help_text=(
+        "Jobs sharing a lock run one at a time, in enqueue order; the others wait."))
+    concurrency_key = models.TextField(null=True, blank=True, help_text=(
+        "Counted against its queue's per-key concurrency limit."))
 
     class Meta:
         managed = False

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand
 
 from pgqueue.contrib.django.app import app
 from pgqueue.contrib.django.background.settings import app_settings
+from pgqueue.contrib.django.worker_logging import print_each_record_once
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.runner import Worker
 
@@ -72,6 +73,7 @@ class Command(BaseCommand):
             config["filename"] = log_file
         if config:
             logging.basicConfig(**config)
+            print_each_record_once()
         if log_std:
             sys.stdout = _LogWriter(logging.INFO)  # type: ignore[assignment]
             sys.stderr = _LogWriter(logging.ERROR)  # type: ignore[assignment]
