@@ -8,6 +8,7 @@ ORM updates, so the state machine keeps one implementation.
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from pgqueue.types import JobState
@@ -61,3 +62,112 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.task_name} ({self.state})"
+
+
+class Queue(models.Model):
+    """A row of ``pgqueue.queue_overview`` (migration 0013): one queue, its depth, waits, limits
+    and pause, for the admin's queue page. Changed only through the SQL functions
+    (pause_queue, resume_queue, set_queue_limit)."""
+
+    queue = models.TextField(primary_key=True)
+    paused = models.BooleanField()
+    queued = models.BigIntegerField()
+    due = models.BigIntegerField()
+    scheduled = models.BigIntegerField()
+    waiting_on_lock = models.BigIntegerField()
+    running = models.BigIntegerField()
+    succeeded = models.BigIntegerField()
+    failed = models.BigIntegerField()
+    cancelled = models.BigIntegerField()
+    oldest_waiting_seconds = models.FloatField(null=True)
+    started_5m = models.BigIntegerField()
+    wait_p50_seconds = models.FloatField(null=True)
+    wait_p95_seconds = models.FloatField(null=True)
+    concurrency = models.IntegerField(null=True)
+    per_key_concurrency = models.IntegerField(null=True)
+    rate_limit = models.TextField(null=True)
+    started_in_rate_window = models.BigIntegerField(null=True)
+    held_back_by = models.TextField(null=True)
+    limits_set_by = models.TextField(null=True)
+    paused_at = models.DateTimeField(null=True)
+    paused_by = models.TextField(null=True)
+    paused_reason = models.TextField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = '"pgqueue"."queue_overview"'
+        ordering = ("queue",)
+        verbose_name = "queue"
+        verbose_name_plural = "queues"
+
+    def __str__(self) -> str:
+        return self.queue
+
+
+class Schedule(models.Model):
+    """A periodic schedule (``pgqueue.schedules``): paused, resumed and run by the admin's
+    actions through the SQL functions, never by saving the row."""
+
+    id = models.TextField(primary_key=True)
+    task_name = models.TextField()
+    cron = models.TextField(null=True)
+    every = models.DurationField(null=True)
+    timezone = models.TextField()
+    args = models.JSONField()
+    kwargs = models.JSONField()
+    queue = models.TextField()
+    priority = models.IntegerField()
+    max_attempts = models.IntegerField()
+    misfire = models.TextField()
+    ends_at = models.DateTimeField(null=True)
+    origin = models.TextField()
+    next_tick_at = models.DateTimeField(null=True)
+    restart_from = models.DateTimeField(null=True)
+    last_tick_at = models.DateTimeField(null=True)
+    last_job_id = models.BigIntegerField(null=True)
+    last_fired_at = models.DateTimeField(null=True)
+    skipped_ticks = models.BigIntegerField()
+    paused = models.BooleanField()
+    paused_at = models.DateTimeField(null=True)
+    orphaned = models.BooleanField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = '"pgqueue"."schedules"'
+        ordering = ("id",)
+        verbose_name = "periodic schedule"
+        verbose_name_plural = "periodic schedules"
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Worker(models.Model):
+    """A row of ``pgqueue.workers_overview``: a registered worker, alive or not, with what it
+    runs now and its server connections."""
+
+    id = models.BigIntegerField(primary_key=True)
+    name = models.TextField()
+    hostname = models.TextField()
+    pid = models.IntegerField()
+    queues = ArrayField(models.TextField(), null=True)
+    concurrency = models.IntegerField()
+    alive = models.BooleanField()
+    heartbeat_age_seconds = models.FloatField(null=True)
+    started_at = models.DateTimeField()
+    uptime_seconds = models.FloatField()
+    running_jobs = models.BigIntegerField()
+    running_tasks = ArrayField(models.TextField(), null=True)
+    longest_running_seconds = models.FloatField(null=True)
+    server_connections = models.IntegerField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = '"pgqueue"."workers_overview"'
+        ordering = ("-alive", "id")
+        verbose_name = "worker"
+        verbose_name_plural = "workers"
+
+    def __str__(self) -> str:
+        return self.name

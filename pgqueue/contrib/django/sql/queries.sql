@@ -46,40 +46,34 @@ WITH cancelled AS (
 )
 SELECT id, state FROM cancelled LEFT JOIN (SELECT count(*) FROM told) AS sent ON true;
 
--- name: queue_overview
--- The admin's queues page: per queue, depth by state and recent waits (pgqueue.queue_stats),
--- limits and what holds due jobs back (pgqueue.queue_flow), who set the limits, why it is
--- paused. Reads the whole jobs table once, like `pgqueue stats`.
-SELECT s.queue, s.paused, s.queued, s.due, s.scheduled, s.running, s.succeeded, s.failed,
-       s.cancelled, s.oldest_waiting_seconds, s.started_5m, s.wait_p50_seconds,
-       s.wait_p95_seconds,
-       coalesce(f.waiting_on_lock, 0) AS waiting_on_lock, f.held_back_by,
-       l.concurrency, l.per_key_concurrency,
-       CASE WHEN l.rate_limit IS NOT NULL
-            THEN l.rate_limit || '/' || CASE l.rate_period WHEN interval '1 second' THEN 's'
-                                         WHEN interval '1 minute' THEN 'm'
-                                         WHEN interval '1 hour' THEN 'h' ELSE 'd' END
-       END AS rate_limit,
-       f.started_in_rate_window, l.set_by AS limits_set_by, p.paused_at, p.paused_by,
-       p.reason AS paused_reason
-FROM (SELECT * FROM pgqueue.queue_stats
-      UNION ALL
-      SELECT l.queue, false, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL
-      FROM pgqueue.queue_limits AS l
-      WHERE NOT EXISTS (SELECT 1 FROM pgqueue.jobs AS j WHERE j.queue = l.queue)
-        AND NOT EXISTS (SELECT 1 FROM pgqueue.paused_queues AS p WHERE p.queue = l.queue))
-     AS s
-LEFT JOIN pgqueue.queue_flow AS f ON f.queue = s.queue
-LEFT JOIN pgqueue.queue_limits AS l ON l.queue = s.queue
-LEFT JOIN pgqueue.paused_queues AS p ON p.queue = s.queue
-ORDER BY s.queue;
+-- name: pause_queues
+-- The admin's bulk pause: pgqueue.pause_queue() for each selected queue, in one statement.
+SELECT count(*) FILTER (WHERE pgqueue.pause_queue(q)) AS changed
+FROM unnest(%(queues)s::text[]) AS q;
 
--- name: run_schedule_now
--- The admin's "run now" of a periodic schedule: one job of its task, arguments, queue and
--- priority, due now, outside its ticks (the tick ledger and next_tick_at are not touched).
+-- name: resume_queues
+-- The admin's bulk resume: pgqueue.resume_queue() (which wakes the workers) for each one.
+SELECT count(*) FILTER (WHERE pgqueue.resume_queue(q)) AS changed
+FROM unnest(%(queues)s::text[]) AS q;
+
+-- name: pause_schedules
+-- The admin's bulk pause of periodic schedules, through pgqueue.pause_schedule().
+SELECT count(*) FILTER (WHERE pgqueue.pause_schedule(s)) AS changed
+FROM unnest(%(ids)s::text[]) AS s;
+
+-- name: resume_schedules
+-- The admin's bulk resume, through pgqueue.resume_schedule() (ticks missed while paused are
+-- not run).
+SELECT count(*) FILTER (WHERE pgqueue.resume_schedule(s)) AS changed
+FROM unnest(%(ids)s::text[]) AS s;
+
+-- name: run_schedules_now
+-- The admin's "run now": one job per selected schedule (its task, arguments, queue, priority
+-- and attempts), due now, outside its ticks (the tick ledger and next_tick_at are untouched);
+-- one INSERT, so one NOTIFY.
 INSERT INTO pgqueue.jobs (task_name, queue, args, kwargs, priority, max_attempts)
 SELECT task_name, queue, args, kwargs, priority, max_attempts
-FROM pgqueue.schedules WHERE id = %(id)s
+FROM pgqueue.schedules WHERE id = ANY(%(ids)s::text[])
 RETURNING id;
 
 -- ==== django-background-tasks ====
