@@ -53,6 +53,15 @@ def seconds(value: float | timedelta | None) -> str:
     return f"{days} d {hours} h"
 
 
+def period(delta: timedelta) -> str:
+    """An interval schedule's period in its largest whole unit: 1h, 15m, 90s, 2d."""
+    total = delta.total_seconds()
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if total >= size and total % size == 0:
+            return f"{total / size:g}{unit}"
+    return f"{total:g}s"
+
+
 def badge(text: str, kind: str | None = None) -> SafeString:
     """A coloured label (the CSS classes are in admin/pgqueue/styles.html)."""
     return format_html('<span class="pgq-badge pgq-{}">{}</span>', kind or text, text)
@@ -102,4 +111,4 @@ def _is_users(path: str) -> bool:
     return not any(resolved.startswith(directory + "/") for directory in _LIBRARY_DIRS)
 
 
-__all__ = ["NONE", "Traceback", "badge", "seconds", "split_traceback", "when"]
+__all__ = ["NONE", "Traceback", "badge", "period", "seconds", "split_traceback", "when"]

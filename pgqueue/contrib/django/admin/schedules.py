@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from pgqueue.contrib.django import conf
-from pgqueue.contrib.django.admin.display import NONE, badge, seconds, when
+from pgqueue.contrib.django.admin.display import NONE, badge, period, when
 from pgqueue.contrib.django.connection import run_on_django
 from pgqueue.contrib.django.models import Schedule
 from pgqueue.contrib.django.queries import DjangoCall
@@ -48,7 +48,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         if schedule.cron is not None:
             return (schedule.cron if schedule.timezone == "UTC"
                     else f"{schedule.cron} ({schedule.timezone})")
-        return f"every {seconds(schedule.every)}"
+        return f"every {period(schedule.every)}" if schedule.every else NONE
 
     @admin.display(description="state")
     def state(self, schedule: Schedule) -> str:
