@@ -12,7 +12,8 @@ from importlib import resources
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
-def _parse(text: str) -> dict[str, str]:
+def parse_named_queries(text: str) -> dict[str, str]:
+    """The blocks of a named-query file (also the Django integration's own file)."""
     parts = _NAME_LINE.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
@@ -21,7 +22,7 @@ def _parse(text: str) -> dict[str, str]:
     return queries
 
 
-QUERIES: dict[str, str] = _parse(
+QUERIES: dict[str, str] = parse_named_queries(
     resources.files("pgqueue").joinpath("sql/queries.sql").read_text(encoding="utf-8")
 )
 

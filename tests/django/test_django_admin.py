@@ -1,5 +1,6 @@
-"""The jobs admin through Django's test client: list, filters, search, detail, actions, the
-per-queue summary, and the list's cost on a table of a million jobs."""
+"""The jobs admin through Django's test client: list, filters, search, detail, actions, and
+the list's cost on a table of a million jobs (the queues, schedules and workers pages:
+test_django_admin_pages.py)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def test_list_filters_and_search(client) -> None:
                                               "enqueued_at__lt": tomorrow}))) == 3
     assert _jobs(client, "?" + urlencode({"finished_at__gte": today})) == [failed]
     page = client.get(CHANGELIST).content.decode()
-    for text in ("shop.tasks.email_order", "bulk", "Queue summary", "By state", "By queue",
+    for text in ("shop.tasks.email_order", "bulk", "Queues", "By state", "By queue",
                  "By task", "By enqueued at", "By run at", "By finished at"):
         assert text.lower() in page.lower(), text
 
@@ -86,12 +87,12 @@ def test_detail_shows_arguments_result_error_and_traceback(client) -> None:
 def test_actions_retry_cancel_and_delete(client) -> None:
     failed = _finished_failed_job()
     queued = email_order.defer("H-1")
-    post = {"action": "retry_jobs", "_selected_action": [failed, queued]}
+    post = {"action": "retry_selected", "_selected_action": [failed, queued]}
     response = client.post(CHANGELIST, post, follow=True)
     assert "1 job(s) queued again; 1 not finished" in response.content.decode()
     assert Job.objects.get(pk=failed).state == "queued"
 
-    response = client.post(CHANGELIST, {"action": "cancel_jobs",
+    response = client.post(CHANGELIST, {"action": "cancel_selected",
                                         "_selected_action": [queued]}, follow=True)
     assert "1 cancelled" in response.content.decode()
     assert Job.objects.get(pk=queued).state == "cancelled"
@@ -100,18 +101,6 @@ def test_actions_retry_cancel_and_delete(client) -> None:
                                         "_selected_action": [queued]}, follow=True)
     assert response.status_code == 200
     assert not Job.objects.filter(pk=queued).exists()
-
-
-def test_queue_summary(client) -> None:
-    email_order.defer("I-1")
-    email_order.using(queue="bulk").defer("I-2")
-    _finished_failed_job()
-    response = client.get(reverse("admin:pgqueue_job_summary"))
-    assert response.status_code == 200
-    rows = {row.queue: row for row in response.context["stats"]}
-    assert (rows["emails"].queued, rows["bulk"].queued, rows["mail"].failed) == (1, 1, 1)
-    page = response.content.decode()
-    assert "Oldest waiting" in page and "?queue=bulk&amp;state__exact=queued" in page
 
 
 def test_background_task_admin_pages(client) -> None:
@@ -171,7 +160,7 @@ def test_list_pages_stay_fast_on_a_million_jobs(million_jobs) -> None:
     assert cl.paginator.estimated and cl.result_count > 500_000
     assert len(cl.result_list) == 50
     started = time.monotonic()
-    assert client.get(reverse("admin:pgqueue_job_summary")).status_code == 200
+    assert client.get(reverse("admin:pgqueue_queue_changelist")).status_code == 200
     elapsed = time.monotonic() - started
-    print(f"admin queue summary: {elapsed * 1000:.0f} ms")
+    print(f"admin queues page: {elapsed * 1000:.0f} ms")
     assert elapsed < 5.0

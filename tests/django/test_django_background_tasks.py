@@ -22,6 +22,7 @@ from newsletter.tasks import generate_report, notify_user, recalculate_data, sen
 
 from pgqueue.contrib.django.app import app
 from pgqueue.contrib.django.background import TaskSchedule, background
+from pgqueue.contrib.django.background.exceptions import InvalidTaskError
 from pgqueue.contrib.django.background.models import CompletedTask, Task
 from pgqueue.contrib.django.models import Job
 
@@ -224,23 +225,41 @@ def test_retry_defaults_are_those_of_django_background_tasks(user) -> None:
         seconds=7)
 
 
-def test_max_attempts_and_delay_settings_are_honoured(user) -> None:
+@background(name="tests.always_fails")
+def always_fails():
+    raise RuntimeError("nope")
+
+
+@background(name="tests.invalid")
+def invalid_task():
+    raise InvalidTaskError("this task can never work")
+
+
+def test_settings_are_read_when_the_task_runs(user) -> None:
+    task = always_fails(schedule=timezone.now())  # enqueued with the defaults: 25 attempts
+    assert Task.objects.get(pk=task.pk).max_attempts == 25
     with override_settings(MAX_ATTEMPTS=2, MAX_RUN_TIME=30,
                            BACKGROUND_TASK_DELAY_BETWEEN_ATTEMPTS=0):
-        @background(name="tests.always_fails")
-        def always_fails():
-            raise RuntimeError("nope")
-
-    registered = app.get_task("tests.always_fails")
-    assert (registered.retry.max_attempts, registered.timeout) == (2, 30)
-    task = always_fails(schedule=timezone.now())
-    assert Task.objects.get(pk=task.pk).max_attempts == 2
-    run_worker_until_idle()
+        registered = app.get_task("tests.always_fails")
+        assert (registered.retry.max_attempts, registered.timeout) == (2, 30)
+        assert registered.retry.delay_after(1) == 0
+        run_worker_until_idle()  # attempt 1 retried at once, attempt 2 the last
     failed = CompletedTask.objects.failed().get()
     assert (failed.pk, failed.attempts, failed.state) == (task.pk, 2, "failed")
     assert "RuntimeError: nope" in failed.last_error
+    registered = app.get_task("tests.always_fails")
+    assert (registered.retry.max_attempts, registered.timeout) == (25, 3600)
     restarted = failed.create_restarted_task()
     assert Task.objects.get().pk == restarted.pk
+
+
+def test_invalid_task_error_fails_at_once_in_a_worker(user) -> None:
+    task = invalid_task(schedule=timezone.now())
+    run_worker_until_idle()
+    failed = CompletedTask.objects.get()
+    assert (failed.pk, failed.attempts, failed.state) == (task.pk, 1, "failed")
+    assert "this task can never work" in failed.last_error
+    assert Task.objects.count() == 0
 
 
 def test_model_api_get_drop_and_delete(user) -> None:

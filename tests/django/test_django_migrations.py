@@ -104,3 +104,10 @@ def test_unknown_database_alias_is_a_system_check_error() -> None:
     errors = list(pgqueue_settings_check())
     assert [error.id for error in errors] == ["pgqueue.E001"]
     assert "'nope'" in errors[0].msg
+
+
+def test_models_and_migrations_agree(fresh_database) -> None:
+    """The unmanaged models' state (Job, Queue, Schedule, Worker, the drop-in's Task and
+    CompletedTask) is declared in the migrations: makemigrations has nothing to write."""
+    result = manage(fresh_database(), "makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr

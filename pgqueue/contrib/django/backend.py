@@ -15,12 +15,16 @@
   sends ``task_started`` and ``task_finished`` around it, as Django's own backends do.
 - Django Tasks have no retries: ``MAX_ATTEMPTS`` defaults to 1; set it higher to let pgqueue
   retry a failed Task with its backoff (``errors`` then holds the last error only).
+- Per Task, `pgqueue_options` (a decorator over ``@task``) sets its attempts and timeout, and
+  a unique key, a lock or a concurrency key made from each call's arguments.
 """
 
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import inspect
+import json
 import traceback
 from collections.abc import Iterable
 from datetime import datetime
@@ -35,6 +39,7 @@ from pgqueue.context import JobContext
 from pgqueue.contrib.django import conf, tasks_api
 from pgqueue.contrib.django.app import DjangoApp
 from pgqueue.contrib.django.app import app as default_app
+from pgqueue.contrib.django.task_options import PgQueueOptions, options_of, pgqueue_options
 from pgqueue.errors import InvalidArguments, JobNotFound
 from pgqueue.retry import RetryPolicy
 from pgqueue.tasks import Task as PgQueueTask
@@ -65,6 +70,16 @@ def to_django_priority(priority: int) -> int:
     return max(tasks_api.TASK_MIN_PRIORITY, min(tasks_api.TASK_MAX_PRIORITY, scaled))
 
 
+def _not_json_serializable(value: Any, cause: Exception) -> TypeError:
+    """The message Django's database backend gives (json's own): "Object of type set is not
+    JSON serializable"."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        return TypeError(str(exc))
+    return TypeError(str(cause))
+
+
 class PgQueueBackend(tasks_api.BaseTaskBackend):
     supports_defer = True
     supports_async_task = True
@@ -88,13 +103,18 @@ class PgQueueBackend(tasks_api.BaseTaskBackend):
     def pgqueue_task(self, task: Any) -> PgQueueTask[Any, Any]:
         """The pgqueue task that runs `task` in a worker, registered once per function."""
         name = task.module_path
+        options = options_of(task)
+        retry = RetryPolicy(max_attempts=options.max_attempts or self.max_attempts)
+        timeout = options.timeout if options.timeout is not None else self.timeout
         existing = dict.get(self.app.tasks, name)
         if existing is not None and getattr(existing.func, "django_task_func", None) is task.func:
+            if (existing.retry, existing.timeout) != (retry, timeout):
+                # @pgqueue_options sits above @task, which registered the Task first.
+                existing = dataclasses.replace(existing, retry=retry, timeout=timeout)
+                dict.__setitem__(self.app.tasks, name, existing)
             return existing
-        return self.app.task(
-            _runner_for(task, type(self)), name=name, queue=task.queue_name,
-            retry=RetryPolicy(max_attempts=self.max_attempts), timeout=self.timeout,
-            pass_context=True)
+        return self.app.task(_runner_for(task, type(self)), name=name, queue=task.queue_name,
+                             retry=retry, timeout=timeout, pass_context=True)
 
     # -- enqueue -------------------------------------------------------------------------
 
@@ -105,18 +125,20 @@ class PgQueueBackend(tasks_api.BaseTaskBackend):
         run_after = task.run_after
         if run_after is not None and timezone.is_naive(run_after):
             run_after = timezone.make_aware(run_after)
-        configured = self.pgqueue_task(task).using(
-            queue=task.queue_name, priority=to_pgqueue_priority(task.priority), run_at=run_after)
         try:
+            keys = options_of(task).keys_for(task.func, task.takes_context, args, kwargs)
+            configured = self.pgqueue_task(task).using(
+                queue=task.queue_name, priority=to_pgqueue_priority(task.priority),
+                run_at=run_after, **keys)
             job_id = configured.defer(*args, **kwargs)
         except InvalidArguments as exc:
             # What calling the function with these arguments would raise.
             raise TypeError(str(exc)) from exc
-        result = tasks_api.TaskResult(
-            task=task, id=str(job_id), status=tasks_api.TaskResultStatus.READY,
-            enqueued_at=timezone.now(), started_at=None, finished_at=None,
-            last_attempted_at=None, args=args, kwargs=kwargs, backend=self.alias, errors=[],
-            worker_ids=[])
+        # Read back in the same transaction: the result is the row's (its enqueued_at is the
+        # database's), equal to what get_result() returns; with a unique key, the result of
+        # the job that holds it.
+        job = self.app.get_job(job_id)
+        result = result_from_job(job, self._task_of(job) or task, backend_alias=self.alias)
         tasks_api.task_enqueued.send(type(self), task_result=result)
         return result
 
@@ -251,7 +273,10 @@ def _runner_for(task: Any, sender: type[PgQueueBackend]) -> Any:
                 value = current.call(tasks_api.TaskContext(task_result=result), *args, **kwargs)
             else:
                 value = current.call(*args, **kwargs)
-            value = tasks_api.normalize_json(value)
+            try:
+                value = tasks_api.normalize_json(value)
+            except (TypeError, ValueError) as exc:
+                raise _not_json_serializable(value, exc) from exc
         except BaseException as exc:
             object.__setattr__(result, "finished_at", timezone.now())
             object.__setattr__(result, "status", tasks_api.TaskResultStatus.FAILED)
@@ -277,4 +302,5 @@ def _runner_for(task: Any, sender: type[PgQueueBackend]) -> Any:
     return run_django_task
 
 
-__all__ = ["PRIORITY_SCALE", "PgQueueBackend", "to_django_priority", "to_pgqueue_priority"]
+__all__ = ["PRIORITY_SCALE", "PgQueueBackend", "PgQueueOptions", "pgqueue_options",
+           "to_django_priority", "to_pgqueue_priority"]

@@ -98,9 +98,11 @@ def run_on_django(call: Call[T], alias: str) -> T:
                 return call.decode([])
             columns = [(column.name, column.type_code in _JSON_TYPE_OIDS)
                        for column in cursor.description]
-            rows = [{name: _decoded(value, is_json)
-                     for (name, is_json), value in zip(columns, row, strict=True)}
-                    for row in cursor.fetchall()]
+            rows = [[_decoded(value, is_json) for (_name, is_json), value
+                     in zip(columns, row, strict=True)] for row in cursor.fetchall()]
+            if not call.tuples:
+                rows = [dict(zip((name for name, _ in columns), row, strict=True))
+                        for row in rows]
     except DjangoDatabaseError as exc:
         _translate(exc)
         raise

@@ -39,3 +39,12 @@ def planner_estimate(queryset: Any) -> int:
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class SmallListPaginator(Paginator):
+    """For lists of a few hundred rows from an expensive view (the queues page): the rows are
+    read once, and counted and paged in memory, instead of one query to count and one per
+    page."""
+
+    def __init__(self, object_list: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(list(object_list), *args, **kwargs)

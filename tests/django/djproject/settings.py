@@ -7,7 +7,7 @@ import os
 import django
 
 SECRET_KEY = "pgqueue-tests-only"
-DEBUG = False
+DEBUG = os.environ.get("PGQUEUE_TEST_DEBUG") == "1"
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from pgqueue.contrib.django.app import app
+from pgqueue.contrib.django.task_options import pgqueue_options
 from pgqueue.contrib.django.tasks_api import task
 from shop.models import Order
 
@@ -51,3 +52,16 @@ async def async_add(a: int, b: int) -> int:
 @task
 def mark_emailed(reference: str) -> int:
     return Order.objects.filter(reference=reference).update(emailed=True)
+
+
+@task
+def returns_a_set() -> set:
+    return {1, 2}
+
+
+@pgqueue_options(max_attempts=3, timeout=20, unique_key="receipt-{reference}",
+                 lock=lambda reference, customer="anyone": f"customer-{customer}",
+                 concurrency_key="{customer}")
+@task
+def send_receipt(reference: str, customer: str = "anyone") -> str:
+    return reference

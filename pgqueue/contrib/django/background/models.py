@@ -2,31 +2,43 @@
 
 Both are unmanaged models over views (created by this app's migration):
 
-- ``pgqueue_background_task``: queued and running jobs, with the library's columns
+- ``pgqueue_background_task``: this door's unfinished jobs, with the library's columns
   (``task_params``, ``locked_by``, ``last_error``, ...). Its INSTEAD OF triggers turn an INSERT
   into a row of ``pgqueue.jobs`` (whose statement trigger NOTIFYs the workers, so
   ``Task.objects.create(task_name=...)`` wakes a worker at once), an UPDATE into an update of
-  the job's schedule, and a DELETE into a delete of the job.
-- ``pgqueue_background_completedtask``: finished jobs (succeeded, failed, cancelled).
+  the job (its schedule, attempts and lock: a running job is a locked task), and a DELETE into
+  a delete of the job.
+- ``pgqueue_background_completedtask``: this door's finished jobs (succeeded, failed,
+  cancelled); an INSERT records a finished job (``Task.create_completed_task()``).
 
 What the jobs table has no column for (``verbose_name``, ``creator``, ``repeat``,
-``repeat_until``, ``task_hash``) lives in ``pgqueue_background_task_meta``, one row per job,
-deleted with the job.
+``repeat_until``, ``task_hash``, the name a lock was taken with) lives in
+``pgqueue_background_task_meta``, one row per job of this door, deleted with the job. Jobs
+enqueued otherwise (pgqueue's own API, Django Tasks) have none, and are not listed here.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import logging
+import traceback
+from datetime import datetime, timedelta
 from hashlib import sha1
+from types import TracebackType
 from typing import Any
 
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
-from pgqueue.contrib.django.background import settings as bg_settings
+from pgqueue.contrib.django.background import runner
+from pgqueue.contrib.django.background.exceptions import InvalidTaskError
+from pgqueue.contrib.django.background.settings import app_settings
+from pgqueue.contrib.django.background.signals import task_failed, task_rescheduled
+
+logger = logging.getLogger(__name__)
 
 
 def task_params_json(args: Any = None, kwargs: Any = None) -> str:
@@ -57,21 +69,32 @@ class TaskQuerySet(models.QuerySet):
 
 class TaskManager(models.Manager.from_queryset(TaskQuerySet)):  # type: ignore[misc]
     def find_available(self, queue: str | None = None) -> TaskQuerySet:
-        """Due tasks nobody runs, in the order a worker claims them."""
-        ready = self.filter(state="queued", run_at__lte=timezone.now())
+        """Due tasks nobody holds, higher priority first (pgqueue's order, whatever
+        ``BACKGROUND_TASK_PRIORITY_ORDERING`` says), as many as free threads when async."""
+        now = timezone.now()
+        ready = self.unlocked(now)
         if queue:
             ready = ready.filter(queue=queue)
-        return ready.order_by("-priority", "run_at")
+        ready = ready.filter(run_at__lte=now, failed_at=None).exclude(state="waiting")
+        ready = ready.order_by("-priority", "run_at")
+        if app_settings.BACKGROUND_TASK_RUN_ASYNC:
+            free = app_settings.BACKGROUND_TASK_ASYNC_THREADS - (
+                self.locked(now).count() - self.failed().count())
+            return ready[:free] if free > 0 else self.none()
+        return ready
 
-    def unlocked(self, now: Any = None) -> TaskQuerySet:
-        return self.filter(state="queued")
+    def unlocked(self, now: datetime) -> TaskQuerySet:
+        """Not locked, or locked longer than ``MAX_RUN_TIME`` ago (its lock may be taken)."""
+        expires_at = now - timedelta(seconds=app_settings.BACKGROUND_TASK_MAX_RUN_TIME)
+        return self.filter(Q(locked_by=None) | Q(locked_at__lt=expires_at))
 
-    def locked(self, now: Any = None) -> TaskQuerySet:
-        return self.filter(state="running")
+    def locked(self, now: datetime) -> TaskQuerySet:
+        expires_at = now - timedelta(seconds=app_settings.BACKGROUND_TASK_MAX_RUN_TIME)
+        return self.filter(Q(locked_by__isnull=False) | Q(locked_at__gt=expires_at))
 
     def failed(self) -> TaskQuerySet:
-        """Pending tasks are never failed in pgqueue: a failed task is a CompletedTask."""
-        return self.none()
+        """Tasks with ``failed_at`` set: none here, a failed task is a CompletedTask."""
+        return self.filter(failed_at__isnull=False)
 
     def new_task(
         self, task_name: str, args: Any = None, kwargs: Any = None, run_at: Any = None,
@@ -84,7 +107,7 @@ class TaskManager(models.Manager.from_queryset(TaskQuerySet)):  # type: ignore[m
         task_params = task_params_json(args, kwargs)
         task_hash = compute_task_hash(task_name, task_params)
         if remove_existing_tasks:
-            self.filter(task_hash=task_hash, state="queued").delete()
+            self.filter(task_hash=task_hash, locked_at__isnull=True).delete()
         return Task(
             task_name=task_name, task_params=task_params, task_hash=task_hash,
             priority=priority or 0, run_at=run_at or timezone.now(), queue=queue,
@@ -175,8 +198,6 @@ class Task(BackgroundTaskFields):
         ordering = ("run_at", "id")
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        from pgqueue.contrib.django.app import app
-
         self.task_name = resolve_task_name(self.task_name)
         if not self.task_params:
             self.task_params = task_params_json()
@@ -185,11 +206,63 @@ class Task(BackgroundTaskFields):
         if self.run_at is None:
             self.run_at = timezone.now()
         if self.max_attempts is None:
-            registered = dict.get(app.tasks, self.task_name)
-            self.max_attempts = (registered.retry.max_attempts if registered is not None
-                                 else bg_settings.max_attempts())
+            self.max_attempts = app_settings.BACKGROUND_TASK_MAX_ATTEMPTS
         self.locked_by = self.locked_by or None
         super().save(*args, **kwargs)
+
+    def lock(self, locked_by: str) -> Task | None:
+        """Lock the task under this name if nobody holds it (or its lock is older than
+        ``MAX_RUN_TIME``), reading the database, not this object: the locked task, or None.
+        A locked task is a running job: workers leave it alone."""
+        if runner.lock_task(self.pk, locked_by):
+            return Task.objects.get(pk=self.pk)
+        return None
+
+    def _extract_error(self, type: type[BaseException] | None, err: BaseException | None,
+                       tb: TracebackType | None) -> str:
+        return "".join(traceback.format_exception(type, err, tb))
+
+    def increment_attempts(self) -> None:
+        self.attempts += 1
+        self.save()
+
+    def has_reached_max_attempts(self) -> bool:
+        return self.attempts >= app_settings.BACKGROUND_TASK_MAX_ATTEMPTS
+
+    def reschedule(self, type: type[BaseException] | None, err: BaseException | None,
+                   traceback: TracebackType | None) -> None:
+        """The library's bookkeeping of a failed attempt done by hand: a later run, or, out of
+        attempts (or for an `InvalidTaskError`), a CompletedTask in its place. Workers and
+        `tasks.run_task` record their attempts themselves."""
+        self.last_error = self._extract_error(type, err, traceback)
+        self.increment_attempts()
+        if self.has_reached_max_attempts() or isinstance(err, InvalidTaskError):
+            self.failed_at = timezone.now()
+            logger.warning("Marking task %s as failed", self)
+            completed = self.create_completed_task()
+            task_failed.send(sender=self.__class__, task_id=self.id, completed_task=completed)
+            self.delete()
+        else:
+            backoff = timedelta(seconds=self.attempts ** 4 + 5)
+            self.run_at = timezone.now() + backoff
+            logger.warning("Rescheduling task %s for %s later at %s", self, backoff,
+                           self.run_at)
+            task_rescheduled.send(sender=self.__class__, task=self)
+            self.locked_by = None
+            self.locked_at = None
+            self.save()
+
+    def create_completed_task(self) -> CompletedTask:
+        """A new CompletedTask with this task's values (a finished job of its own)."""
+        completed = CompletedTask(
+            task_name=self.task_name, task_params=self.task_params, task_hash=self.task_hash,
+            priority=self.priority, run_at=timezone.now(), queue=self.queue,
+            attempts=self.attempts, failed_at=self.failed_at, last_error=self.last_error,
+            locked_by=self.locked_by, locked_at=self.locked_at,
+            verbose_name=self.verbose_name, creator=self.creator, repeat=self.repeat,
+            repeat_until=self.repeat_until, max_attempts=self.max_attempts)
+        completed.save()
+        return completed
 
     def create_repetition(self) -> Task | None:
         """The next run of a repeating task, from its scheduled time (as the library does)."""
@@ -243,6 +316,9 @@ class CompletedTask(BackgroundTaskFields):
         managed = False
         db_table = "pgqueue_background_completedtask"
         ordering = ("-run_at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.verbose_name or self.task_name} - {self.run_at}"
 
     def create_restarted_task(self) -> Task:
         """Queue the same task again now, as a new job."""

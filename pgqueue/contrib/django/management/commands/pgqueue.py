@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pgqueue import cli
 from pgqueue.contrib.django.app import app
-from pgqueue.logs import configure_logging
+from pgqueue.contrib.django.worker_logging import configure_worker_logging
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         cli.build_parser(parser, with_connection_flags=False)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        configure_logging(options["log_level"])
+        configure_worker_logging(options["log_level"])
         namespace = argparse.Namespace(**options)
         try:
             code = cli.run_command(namespace, app, out=self.stdout.write)

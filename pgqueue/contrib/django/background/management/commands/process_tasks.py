@@ -16,7 +16,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from pgqueue.contrib.django.app import app
-from pgqueue.contrib.django.background import settings as bg_settings
+from pgqueue.contrib.django.background.settings import app_settings
+from pgqueue.contrib.django.worker_logging import print_each_record_once
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.runner import Worker
 
@@ -72,12 +73,14 @@ class Command(BaseCommand):
             config["filename"] = log_file
         if config:
             logging.basicConfig(**config)
+            print_each_record_once()
         if log_std:
             sys.stdout = _LogWriter(logging.INFO)  # type: ignore[assignment]
             sys.stderr = _LogWriter(logging.ERROR)  # type: ignore[assignment]
 
     def _run(self, **options: Any) -> None:
-        concurrency = bg_settings.async_threads() if bg_settings.run_async() else 1
+        concurrency = (app_settings.BACKGROUND_TASK_ASYNC_THREADS
+                       if app_settings.BACKGROUND_TASK_RUN_ASYNC else 1)
         worker = Worker(app, WorkerOptions(
             queues=(options["queue"],) if options["queue"] else None,
             concurrency=max(concurrency, 1), poll_interval=max(options["sleep"], 0.1)))
