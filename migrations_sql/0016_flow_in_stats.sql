@@ -120,4 +120,40 @@ COMMENT ON COLUMN pgqueue.queue_stats.concurrency IS 'The queue''s concurrency l
 COMMENT ON COLUMN pgqueue.queue_stats.rate_limit IS 'The queue''s rate limit, e.g. 100 per 00:01:00 (NULL: none); compare with started_in_rate_window.';
 COMMENT ON COLUMN pgqueue.queue_stats.held_back_by IS 'Why due jobs are not starting (see pgqueue.queue_flow.held_back_by); NULL: nothing holds them.';
 
+-- queue_overview (0013, the admin's queue page) read queue_flow beside queue_stats; queue_stats
+-- carries the flow columns now (every queue with limits has a row), so it reads them from there
+-- and scans the jobs table once less.
+CREATE OR REPLACE VIEW pgqueue.queue_overview AS
+SELECT coalesce(s.queue, l.queue) AS queue,
+       (p.queue IS NOT NULL) AS paused,
+       coalesce(s.queued, 0) AS queued,
+       coalesce(s.due, 0) AS due,
+       coalesce(s.scheduled, 0) AS scheduled,
+       coalesce(s.waiting_on_lock, 0) AS waiting_on_lock,
+       coalesce(s.running, 0) AS running,
+       coalesce(s.succeeded, 0) AS succeeded,
+       coalesce(s.failed, 0) AS failed,
+       coalesce(s.cancelled, 0) AS cancelled,
+       s.oldest_waiting_seconds,
+       coalesce(s.started_5m, 0) AS started_5m,
+       s.wait_p50_seconds,
+       s.wait_p95_seconds,
+       l.concurrency,
+       l.per_key_concurrency,
+       CASE WHEN l.rate_limit IS NOT NULL
+            THEN l.rate_limit || '/' || CASE l.rate_period WHEN interval '1 second' THEN 's'
+                                         WHEN interval '1 minute' THEN 'm'
+                                         WHEN interval '1 hour' THEN 'h' ELSE 'd' END
+       END AS rate_limit,
+       s.started_in_rate_window,
+       s.held_back_by,
+       l.set_by AS limits_set_by,
+       p.paused_at,
+       p.paused_by,
+       p.reason AS paused_reason
+FROM pgqueue.queue_stats AS s
+FULL JOIN pgqueue.queue_limits AS l ON l.queue = s.queue
+LEFT JOIN pgqueue.paused_queues AS p ON p.queue = coalesce(s.queue, l.queue)
+ORDER BY 1;
+
 INSERT INTO pgqueue.migrations (name) VALUES ('0016_flow_in_stats');

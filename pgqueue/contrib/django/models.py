@@ -127,6 +127,8 @@ class Schedule(models.Model):
     last_job_id = models.BigIntegerField(null=True)
     last_fired_at = models.DateTimeField(null=True)
     skipped_ticks = models.BigIntegerField()
+    overlap = models.BooleanField()
+    overlap_skipped_ticks = models.BigIntegerField()
     paused = models.BooleanField()
     paused_at = models.DateTimeField(null=True)
     orphaned = models.BooleanField()

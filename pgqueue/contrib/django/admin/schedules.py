@@ -33,15 +33,20 @@ def schedule_state(schedule: Schedule) -> str:
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     list_display = ("id", "task_name", "timing", "state", "next_run", "last_run", "last_job",
-                    "skipped_ticks")
+                    "skipped_ticks", "overlap_shown")
     list_display_links = ("id",)
     actions = ("pause_selected", "resume_selected", "run_selected_now", "delete_selected")
     change_list_template = "admin/pgqueue/schedule/change_list.html"
     fields = ("id", "task_name", "timing", "state", "next_run", "last_run", "last_job", "queue",
               "priority", "max_attempts", "args", "kwargs", "misfire", "origin", "ends_at",
-              "skipped_ticks", "paused_at", "created_at")
+              "skipped_ticks", "overlap_shown", "paused_at", "created_at")
     readonly_fields = fields
     search_fields = ("id", "task_name")
+
+    @admin.display(description="overlap")
+    def overlap_shown(self, schedule: Schedule) -> str:
+        """`yes`, or `no (N skipped)`: ticks skipped while the previous job ran."""
+        return "yes" if schedule.overlap else f"no ({schedule.overlap_skipped_ticks} skipped)"
 
     @admin.display(description="timing")
     def timing(self, schedule: Schedule) -> str:

@@ -11,7 +11,7 @@ from pgqueue.contrib.django.operations import RunSqlFile
 
 class Migration(migrations.Migration):
     # 0012 is another change on main; the chain is mended when both are merged.
-    dependencies = [("pgqueue", "0011_queue_flow")]
+    dependencies = [("pgqueue", "0012_schedule_overlap")]
     operations = [
         RunSqlFile("0013_django_doors"),
         migrations.CreateModel(

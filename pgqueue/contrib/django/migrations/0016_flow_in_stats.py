@@ -7,5 +7,5 @@ from pgqueue.contrib.django.operations import RunSqlFile
 
 
 class Migration(migrations.Migration):
-    dependencies = [("pgqueue", "0012_schedule_overlap")]
+    dependencies = [("pgqueue", "0013_django_doors")]
     operations = [RunSqlFile("0016_flow_in_stats")]
