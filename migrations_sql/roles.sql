@@ -118,4 +118,5 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA pgqueue TO pgqueue_worker;
 
 -- observer -----------------------------------------------------------------------------------
 GRANT SELECT ON pgqueue.queue_stats, pgqueue.task_stats, pgqueue.stuck_jobs,
-    pgqueue.workers_overview, pgqueue.health, pgqueue.queue_flow TO pgqueue_observer;
+    pgqueue.workers_overview, pgqueue.health, pgqueue.queue_flow, pgqueue.unserved_jobs
+    TO pgqueue_observer;
