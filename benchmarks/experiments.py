@@ -306,7 +306,7 @@ def plans(admin_dsn: str, waiting: int = 1_000_000, finished: int = 1_000_000) -
                 for _ in range(5):
                     rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql,
                                         {"worker_id": worker_id, "limit": 10,
-                                         "queues": queues}).fetchall()
+                                         "queues": queues, "tasks": None}).fetchall()
                     plan_text = "\n".join(r[0] for r in rows)
                     timings.append(float(plan_text.rsplit("Execution Time: ", 1)[1].split()[0]))
                     reads.append(conn.execute(

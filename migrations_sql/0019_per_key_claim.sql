@@ -20,7 +20,8 @@ COMMENT ON COLUMN pgqueue.queue_limits.key_cursor IS
 CREATE INDEX jobs_queued_key_idx ON pgqueue.jobs (queue, concurrency_key, priority DESC, run_at, id)
     WHERE state = 'queued' AND concurrency_key IS NOT NULL;
 
-CREATE OR REPLACE FUNCTION pgqueue.claimable_job_ids(max_jobs integer, served_queues text[])
+CREATE OR REPLACE FUNCTION pgqueue.claimable_job_ids(max_jobs integer, served_queues text[],
+                                          served_tasks text[] DEFAULT NULL)
 RETURNS bigint[]
 LANGUAGE plpgsql VOLATILE
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET jit = off
@@ -45,6 +46,7 @@ BEGIN
         RETURN ARRAY(
             SELECT id FROM pgqueue.jobs
             WHERE state = 'queued' AND run_at <= now()
+              AND (served_tasks IS NULL OR task_name = ANY(served_tasks))
             ORDER BY priority DESC, run_at, id
             LIMIT max_jobs
             FOR UPDATE SKIP LOCKED);
@@ -69,6 +71,7 @@ BEGIN
                  LATERAL (
                      SELECT j.id, j.priority, j.run_at FROM pgqueue.jobs AS j
                      WHERE j.state = 'queued' AND j.queue = served.queue AND j.run_at <= now()
+                       AND (served_tasks IS NULL OR j.task_name = ANY(served_tasks))
                      ORDER BY j.priority DESC, j.run_at, j.id
                      LIMIT max_jobs
                      FOR UPDATE SKIP LOCKED) AS candidate
@@ -99,6 +102,7 @@ BEGIN
         FOR job_row IN
             SELECT j.id, j.priority, j.run_at, j.concurrency_key FROM pgqueue.jobs AS j
             WHERE j.state = 'queued' AND j.queue = this_queue AND j.run_at <= now()
+              AND (served_tasks IS NULL OR j.task_name = ANY(served_tasks))
             ORDER BY j.priority DESC, j.run_at, j.id
             FOR UPDATE SKIP LOCKED
         LOOP
@@ -153,6 +157,7 @@ BEGIN
                     WHERE j.state = 'queued' AND j.queue = this_queue
                       AND j.concurrency_key = this_key AND j.run_at <= now()
                       AND NOT (j.id = ANY(taken_ids))
+                      AND (served_tasks IS NULL OR j.task_name = ANY(served_tasks))
                     ORDER BY j.priority DESC, j.run_at, j.id
                     LIMIT least(key_free, allowance)
                     FOR UPDATE SKIP LOCKED

@@ -118,5 +118,6 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA pgqueue TO pgqueue_worker;
 
 -- observer -----------------------------------------------------------------------------------
 GRANT SELECT ON pgqueue.queue_stats, pgqueue.task_stats, pgqueue.stuck_jobs,
-    pgqueue.workers_overview, pgqueue.health, pgqueue.queue_flow, pgqueue.queue_overview
+    pgqueue.workers_overview, pgqueue.health, pgqueue.queue_flow, pgqueue.queue_overview,
+    pgqueue.unserved_jobs
     TO pgqueue_observer;

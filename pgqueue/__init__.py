@@ -24,6 +24,9 @@ from pgqueue.retry import RetryPolicy
 from pgqueue.tasks import Task
 from pgqueue.types import Job, JobState
 
+__version__ = "0.1.0"
+"""The release, also the distribution's version (pyproject.toml reads it from here)."""
+
 __all__ = [
     "App",
     "ConfigurationError",
@@ -45,4 +48,5 @@ __all__ = [
     "SchemaMissing",
     "Task",
     "UnknownTask",
+    "__version__",
 ]

@@ -164,6 +164,15 @@ class App:
 
         return periodic(self, **options)
 
+    def served_tasks(self) -> tuple[str, ...] | None:
+        """The task names a worker of this app claims: its registered tasks, so it never
+        spends an attempt on a job it cannot run. None (any task) when the registry resolves
+        names it has not seen (a mapping with `__missing__`, like the Django app's, which
+        imports a Django Task on first sight)."""
+        if hasattr(type(self.tasks), "__missing__"):
+            return None
+        return tuple(sorted(self.tasks))
+
     def get_task(self, name: str) -> Task[Any, Any]:
         try:
             return self.tasks[name]

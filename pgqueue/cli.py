@@ -1,5 +1,12 @@
 """The `pgqueue` command line. `build_parser` is shared with the Django management command so
-both take exactly the same flags; every failure is one line on stderr and a named exit code."""
+both take exactly the same flags; every failure is one line on stderr and a named exit code.
+
+Every flag has help text that shows its default; the worker's main flags also read
+environment variables (`PGQUEUE_CONCURRENCY`, `PGQUEUE_QUEUES`, ..., named in `--help`), a flag
+on the command line winning over its variable. Durations take one syntax everywhere (`500ms`,
+`30s`, `10m`, `12h`, `7d`, `1h30m`, pgqueue.durations); ages that decide what is deleted must
+carry their unit.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,12 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from pgqueue import store
+from pgqueue import __version__, store
 from pgqueue.app import App
+from pgqueue.durations import format_duration, parse_age, parse_duration
 from pgqueue.errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -24,14 +31,16 @@ from pgqueue.errors import (
     InvalidLimit,
     JobNotFound,
     MigrationInProgress,
+    PermissionDenied,
     PgQueueError,
     ReadOnlyDatabase,
     SchemaMissing,
 )
 from pgqueue.limits import check_limit, parse_rate_limit
-from pgqueue.logs import configure_logging
-from pgqueue.maintenance.retention import RetentionPolicy, parse_age, prune
+from pgqueue.logs import LOG_FORMATS, configure_logging
+from pgqueue.maintenance.retention import RetentionPolicy, prune
 from pgqueue.migrate import apply_migrations, full_sql, migration_files, pending_migrations
+from pgqueue.observe.render import Out, shorten, table, timestamp, to_json
 from pgqueue.printable import printable
 from pgqueue.readonly import require_writable
 from pgqueue.types import QueueStats
@@ -45,6 +54,11 @@ EXIT_SCHEMA_MISSING = 4
 EXIT_BAD_APP = 5
 EXIT_NOT_FOUND = 6
 EXIT_READ_ONLY = 7
+EXIT_WRONG_STATE = 8
+"""The job exists but is not in a state the command applies to (cancel a finished job, retry
+an unfinished one, retry while another job holds its unique key)."""
+
+ALL_QUEUES = ("", "*")
 
 
 class CommandError(Exception):
@@ -64,24 +78,34 @@ def load_app(reference: str) -> App:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise CommandError(f"cannot import --app module {module_name!r}: {exc}",
-                           EXIT_BAD_APP) from exc
-    app = getattr(module, attr, None)
+        raise CommandError(f"cannot import --app module {module_name!r}: "
+                           f"{type(exc).__name__}: {exc}", EXIT_BAD_APP) from exc
+    if not hasattr(module, attr):
+        raise CommandError(f"--app {reference!r}: module {module_name!r} has no attribute "
+                           f"{attr!r}", EXIT_BAD_APP)
+    app = getattr(module, attr)
     if not isinstance(app, App):
-        raise CommandError(f"{reference!r} is not a pgqueue.App (got {type(app).__name__})",
+        raise CommandError(f"--app {reference!r} is a {type(app).__name__}, not a pgqueue.App",
                            EXIT_BAD_APP)
     return app
 
+
+# -- argument types ----------------------------------------------------------------------------
 
 def _csv(value: str) -> list[str]:
     return [part for part in value.split(",") if part]
 
 
-def _queue_slots(value: str) -> tuple[list[str], dict[str, int]]:
-    """`emails:5,reports:1,default`: the queues, and the slots of their own some have."""
+def _queue_slots(value: str) -> tuple[list[str], dict[str, int]] | None:
+    """`emails:5,reports:1,default`: the queues, and the slots of their own some have; `*` or
+    nothing: every queue (None)."""
+    if value.strip() in ALL_QUEUES:
+        return None
     queues: list[str] = []
     slots: dict[str, int] = {}
     for part in _csv(value):
+        if part.strip() == "*":
+            raise argparse.ArgumentTypeError("'*' means every queue: give it alone")
         name, colon, count = part.rpartition(":")
         if colon and count.lstrip("-").isdigit():
             if int(count) < 1:
@@ -94,80 +118,126 @@ def _queue_slots(value: str) -> tuple[list[str], dict[str, int]]:
 
 
 def _aware_datetime(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError("--run-at needs a timezone, e.g. 2030-01-01T09:00+00:00")
     return parsed
 
 
+def _seconds(value: str) -> float:
+    """A duration; a bare number is seconds."""
+    try:
+        return parse_duration(value)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _age(value: str) -> float | None:
+    """A duration that must carry its unit, or `forever`."""
+    try:
+        return parse_age(value)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {number}")
+    return number
+
+
+def _count(value: str) -> int:
+    return 0 if value.strip() == "0" else _positive_int(value)
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, when it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("%(default)" in text or not action.option_strings
+                or action.default in (None, False, argparse.SUPPRESS)
+                or isinstance(action, argparse.BooleanOptionalAction)):
+            return text  # BooleanOptionalAction adds its own
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (argparse prints the whole usage first), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _env(name: str, default: str | None) -> str | None:
+    return os.environ.get(name, default)
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None, *,
                  with_connection_flags: bool = True) -> argparse.ArgumentParser:
     """Add pgqueue's global flags and subcommands to `parser` (a new one if None)."""
-    parser = parser or argparse.ArgumentParser(
-        prog="pgqueue", description="Postgres-native task queue: run workers, inspect jobs.")
+    parser = parser or _Parser(
+        prog="pgqueue", formatter_class=_HelpFormatter,
+        description="Postgres-native task queue: run workers, inspect and steer jobs.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 database unavailable, "
+               "4 schema missing or out of date, 5 --app not importable, 6 job not found, "
+               "7 read-only database, 8 job in the wrong state.")
     if with_connection_flags:
-        parser.add_argument("--app", default=os.environ.get("PGQUEUE_APP"),
-                            help="module:attr of your pgqueue.App (env PGQUEUE_APP)")
+        parser.add_argument("--version", action="version",
+                            version=f"pgqueue {__version__} (pgqueue-tasks)",
+                            help="print the version and exit")
+        parser.add_argument("--app", default=_env("PGQUEUE_APP", None), metavar="MODULE:ATTR",
+                            help="your pgqueue.App, e.g. myproject.tasks:app, needed to run or "
+                                 "defer tasks [env PGQUEUE_APP]")
         parser.add_argument("--dsn", default=None,
-                            help="database DSN (default: the app's, PGQUEUE_DSN, DATABASE_URL)")
+                            help="database to use (default: the app's, else PGQUEUE_DSN, else "
+                                 "DATABASE_URL)")
         parser.add_argument("--pooler", choices=["none", "transaction"], default=None,
                             help="transaction: the DSN goes through a transaction-mode pooler "
                                  "(PgBouncer, Supavisor, RDS Proxy): no prepared statements, "
-                                 "no LISTEN through it (env PGQUEUE_POOLER; docs/deployment.md)")
-    parser.add_argument("--log-level", default=os.environ.get("PGQUEUE_LOG_LEVEL", "INFO"),
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+                                 "no LISTEN through it (default: none; env PGQUEUE_POOLER; "
+                                 "docs/deployment.md)")
+    parser.add_argument("--log-level", default=_env("PGQUEUE_LOG_LEVEL", "INFO"),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                        help="log lines at this level and above [env PGQUEUE_LOG_LEVEL]")
+    parser.add_argument("--log-format", default=_env("PGQUEUE_LOG_FORMAT", "text"),
+                        choices=LOG_FORMATS,
+                        help="text for people, logfmt or json (one object a line, stable "
+                             "keys) for log pipelines [env PGQUEUE_LOG_FORMAT]")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    worker = commands.add_parser("worker", help="run jobs")
-    worker.add_argument("-q", "--queues", type=_queue_slots, default=None,
-                        help="comma-separated queues (default: all); QUEUE:N gives a queue N "
-                             "slots of its own, e.g. emails:5,reports:1,default (queues "
-                             "without :N share --concurrency)")
-    worker.add_argument("-c", "--concurrency", type=int, default=1)
-    worker.add_argument("--prefetch", type=int, default=0, metavar="N",
-                        help="claim N jobs beyond --concurrency, held until a slot frees "
-                             "(docs/worker.md)")
-    worker.add_argument("-n", "--name", default=None)
-    mode = worker.add_mutually_exclusive_group()
-    mode.add_argument("--wait", dest="one_shot", action="store_false", default=False,
-                      help="keep waiting for jobs (default)")
-    mode.add_argument("--one-shot", dest="one_shot", action="store_true",
-                      help="run every due job, exit 0 when none is left")
-    worker.add_argument("--listen", action=argparse.BooleanOptionalAction, default=True,
-                        help="wake on NOTIFY (default) or only poll")
-    worker.add_argument("--listen-dsn", default=None,
-                        help="direct connection for LISTEN when the DSN goes through a pooler "
-                             "(env PGQUEUE_LISTEN_DSN; docs/deployment.md)")
-    worker.add_argument("--poll-interval", type=float, default=5.0)
-    worker.add_argument("--shutdown-timeout", type=float, default=30.0)
-    worker.add_argument("--delete-jobs", choices=["never", "successful", "always"],
-                        default="never")
-    worker.add_argument("--heartbeat-interval", type=float, default=5.0,
-                        help="seconds between heartbeats (and stalled-job rescues)")
-    worker.add_argument("--heartbeat-timeout", type=float, default=30.0,
-                        help="a worker silent this long is dead and its jobs are rescued")
-    worker.add_argument("--supervise", action="store_true",
-                        help="run the worker in a child process, restarted if it dies")
-    worker.add_argument("--prune-every", type=parse_age, default=3600.0, metavar="AGE",
-                        help="how often this worker prunes finished jobs (0: never)")
-    _add_retention_flags(worker)
-    worker.add_argument("--metrics-port", type=int, default=None,
-                        help="serve Prometheus metrics on this port (docs/metrics.md)")
-    worker.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=True,
-                        help="run the periodic scheduler (default) or not")
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text,
+                                   formatter_class=_HelpFormatter)
 
-    migrate = commands.add_parser("migrate", help="create or upgrade the pgqueue schema")
-    migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    _worker_flags(command("worker", "run jobs"))
 
-    defer = commands.add_parser("defer", help="enqueue a job of a registered task")
-    defer.add_argument("task")
-    defer.add_argument("json_args", nargs="?", default="{}",
-                       help='JSON object of keyword arguments or array of positional ones')
-    defer.add_argument("--queue", default=None)
-    defer.add_argument("--priority", type=int, default=None)
+    migrate = command("migrate", "create or upgrade the pgqueue schema")
+    migrate.add_argument("--sql", action="store_true",
+                         help="print the SQL (for psql -1 -f) instead of running it")
+
+    defer = command("defer", "enqueue a job of a registered task (needs --app)")
+    defer.add_argument("task", help="the task's name, e.g. myproject.tasks.send_email")
+    defer.add_argument("json_args", nargs="?", default="{}", metavar="JSON_ARGS",
+                       help='a JSON object of keyword arguments or an array of positional '
+                            'ones (default: {})')
+    defer.add_argument("--queue", default=None, help="queue (default: the task's)")
+    defer.add_argument("--priority", type=int, default=None,
+                       help="-1000..1000, higher first (default: the task's)")
     schedule = defer.add_mutually_exclusive_group()
-    schedule.add_argument("--delay", type=float, default=None, help="seconds from now")
-    schedule.add_argument("--run-at", type=_aware_datetime, default=None)
+    schedule.add_argument("--delay", type=_seconds, default=None, metavar="DURATION",
+                          help="run after this long: 30 (seconds), 10m, 2h, 1d (default: now)")
+    schedule.add_argument("--run-at", type=_aware_datetime, default=None, metavar="ISO_TIME",
+                          help="run at this time, e.g. 2030-01-01T09:00+00:00 (default: now)")
     defer.add_argument("--unique-key", default=None,
                        help="at most one queued or running job holds this key: a duplicate "
                             "names the job holding it")
@@ -175,38 +245,46 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
                        help="jobs sharing a lock run one at a time, in enqueue order")
     defer.add_argument("--on-conflict", choices=["return", "raise"], default="return",
                        help="a duplicate of --unique-key: say which job holds the key and exit "
-                            "0 (return), or fail with exit 1 (raise); default: %(default)s")
+                            "0 (return), or fail with exit 1 (raise)")
 
-    jobs = commands.add_parser("jobs", help="list jobs, newest first")
+    jobs = command("jobs", "list jobs, newest first")
     jobs.add_argument("--state", choices=["queued", "waiting", "running", "succeeded", "failed",
-                                          "cancelled"])
-    jobs.add_argument("--queue")
-    jobs.add_argument("--task")
-    jobs.add_argument("--limit", type=int, default=50)
+                                          "cancelled"], help="only jobs in this state")
+    jobs.add_argument("--queue", help="only jobs of this queue")
+    jobs.add_argument("--task", help="only jobs of this task")
+    jobs.add_argument("--limit", type=_positive_int, default=50, help="at most this many")
+    _json_flag(jobs)
+
+    job = command("job", "show one job: every field, its error and traceback")
+    job.add_argument("job_id", type=int, metavar="ID", help="the job's id")
+    _json_flag(job)
 
     for name, help_text in (("retry", "queue a finished job again"),
                             ("cancel", "cancel a queued job or abort a running one")):
-        command = commands.add_parser(name, help=help_text)
-        command.add_argument("job_id", type=int)
+        command(name, help_text).add_argument("job_id", type=int, metavar="ID",
+                                              help="the job's id")
 
-    prune = commands.add_parser("prune", help="delete finished jobs past their retention age")
-    _add_retention_flags(prune)
+    prune_command = command("prune", "delete finished jobs past their retention age")
+    _retention_flags(prune_command)
+    prune_command.add_argument("--dry-run", action="store_true",
+                               help="count what would be deleted, delete nothing")
 
-    stats = commands.add_parser("stats", help="per-queue counts and oldest waiting job")
-    stats.add_argument("--json", action="store_true")
-    top = commands.add_parser("top", help="live view: queues, rates, latency, workers, failures")
-    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    stats = command("stats", "per-queue counts and oldest waiting job")
+    _json_flag(stats)
+    top = command("top", "live view: queues, rates, latency, workers, failures (needs "
+                         "pgqueue-tasks[top])")
+    top.add_argument("--interval", type=_seconds, default="2s", metavar="DURATION",
+                     help="time between refreshes")
     top.add_argument("--once", action="store_true", help="print one frame and exit")
-    commands.add_parser("healthcheck",
-                        help="exit 0 if the database is writable and the schema current")
-    schedules = commands.add_parser("schedules", help="list periodic schedules, pause, resume")
+    command("healthcheck", "exit 0 if the database is writable and the schema current")
+    schedules = command("schedules", "list periodic schedules, pause or resume one")
     toggle = schedules.add_mutually_exclusive_group()
     toggle.add_argument("--pause", metavar="ID", help="stop schedule ID from firing")
     toggle.add_argument("--resume", metavar="ID", help="let schedule ID fire again")
+    _json_flag(schedules)
 
-    queue = commands.add_parser(
-        "queue", help="show or change a queue's limits, for every worker at once")
-    queue.add_argument("name")
+    queue = command("queue", "show or change a queue's limits, for every worker at once")
+    queue.add_argument("name", help="the queue")
     for flag, help_text in (
             ("--concurrency", "at most N jobs of the queue running at once on all workers"),
             ("--per-key-concurrency", "at most N running at once per concurrency key"),
@@ -223,13 +301,82 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     return parser
 
 
-def _add_retention_flags(parser: argparse.ArgumentParser) -> None:
+def _worker_flags(worker: argparse.ArgumentParser) -> None:
+    worker.add_argument("-q", "--queues", type=_queue_slots, default=_env("PGQUEUE_QUEUES", "*"),
+                        help="comma-separated queues, '*' or '' for all; QUEUE:N gives a queue "
+                             "N slots of its own, e.g. emails:5,reports:1,default (queues "
+                             "without :N share --concurrency) [env PGQUEUE_QUEUES]")
+    worker.add_argument("-c", "--concurrency", type=_positive_int,
+                        default=_env("PGQUEUE_CONCURRENCY", "1"),
+                        help="jobs run at once [env PGQUEUE_CONCURRENCY]")
+    worker.add_argument("--prefetch", type=_count, default=_env("PGQUEUE_PREFETCH", "0"),
+                        metavar="N",
+                        help="claim N jobs beyond --concurrency, held until a slot frees "
+                             "(docs/worker.md) [env PGQUEUE_PREFETCH]")
+    worker.add_argument("-n", "--name", default=_env("PGQUEUE_WORKER_NAME", None),
+                        help="the worker's name in pgqueue.workers and logs (default: "
+                             "host-pid) [env PGQUEUE_WORKER_NAME]")
+    mode = worker.add_mutually_exclusive_group()
+    mode.add_argument("--wait", dest="one_shot", action="store_false", default=False,
+                      help="keep waiting for jobs (the default)")
+    mode.add_argument("--one-shot", dest="one_shot", action="store_true",
+                      help="run every due job, exit 0 when none is left")
+    worker.add_argument("--listen", action=argparse.BooleanOptionalAction, default=True,
+                        help="wake on NOTIFY, or only poll")
+    worker.add_argument("--listen-dsn", default=None,
+                        help="direct connection for LISTEN when the DSN goes through a pooler "
+                             "(env PGQUEUE_LISTEN_DSN; docs/deployment.md)")
+    worker.add_argument("--poll-interval", type=_seconds, metavar="DURATION",
+                        default=_env("PGQUEUE_POLL_INTERVAL", "5s"),
+                        help="safety-net poll when no NOTIFY comes [env PGQUEUE_POLL_INTERVAL]")
+    worker.add_argument("--shutdown-timeout", type=_seconds, metavar="DURATION",
+                        default=_env("PGQUEUE_SHUTDOWN_TIMEOUT", "30s"),
+                        help="time running jobs get to finish after SIGTERM before they are put "
+                             "back to queued [env PGQUEUE_SHUTDOWN_TIMEOUT]")
+    worker.add_argument("--delete-jobs", choices=["never", "successful", "always"],
+                        default=_env("PGQUEUE_DELETE_JOBS", "never"),
+                        help="delete finished jobs at once instead of keeping them "
+                             "[env PGQUEUE_DELETE_JOBS]")
+    worker.add_argument("--heartbeat-interval", type=_seconds, metavar="DURATION",
+                        default=_env("PGQUEUE_HEARTBEAT_INTERVAL", "5s"),
+                        help="time between heartbeats (and stalled-job rescues) "
+                             "[env PGQUEUE_HEARTBEAT_INTERVAL]")
+    worker.add_argument("--heartbeat-timeout", type=_seconds, metavar="DURATION",
+                        default=_env("PGQUEUE_HEARTBEAT_TIMEOUT", "30s"),
+                        help="a worker silent this long is dead and its jobs are rescued "
+                             "[env PGQUEUE_HEARTBEAT_TIMEOUT]")
+    worker.add_argument("--supervise", action="store_true",
+                        help="run the worker in a child process, restarted if it dies")
+    worker.add_argument("--prune-every", type=_age, metavar="DURATION",
+                        default=_env("PGQUEUE_PRUNE_EVERY", "1h"),
+                        help="how often this worker prunes finished jobs (0 or never: not at "
+                             "all) [env PGQUEUE_PRUNE_EVERY]")
+    _retention_flags(worker)
+    worker.add_argument("--metrics-port", type=int, default=_env("PGQUEUE_METRICS_PORT", None),
+                        help="serve Prometheus metrics on this port (needs "
+                             "pgqueue-tasks[metrics]; docs/metrics.md) [env PGQUEUE_METRICS_PORT]")
+    worker.add_argument("--metrics-addr", default=_env("PGQUEUE_METRICS_ADDR", "127.0.0.1"),
+                        metavar="ADDRESS",
+                        help="address the metrics endpoint binds: 0.0.0.0 for every interface "
+                             "(a container scraped from outside) [env PGQUEUE_METRICS_ADDR]")
+    worker.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the periodic scheduler, or not")
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _retention_flags(parser: argparse.ArgumentParser) -> None:
     defaults = RetentionPolicy()
     for state in ("succeeded", "failed", "cancelled"):
-        parser.add_argument(f"--keep-{state}", type=parse_age, metavar="AGE",
-                            default=getattr(defaults, f"keep_{state}"),
-                            help=f"keep {state} jobs this long (e.g. 12h, 7d, forever)")
-    parser.add_argument("--prune-batch-size", type=int, default=defaults.batch_size)
+        default = getattr(defaults, f"keep_{state}")
+        parser.add_argument(f"--keep-{state}", type=_age, metavar="AGE",
+                            default="forever" if default is None else format_duration(default),
+                            help=f"keep {state} jobs this long: 12h, 7d, 2w or forever (a unit "
+                                 "is required)")
+    parser.add_argument("--prune-batch-size", type=_positive_int, default=defaults.batch_size,
+                        help="jobs deleted per transaction")
 
 
 def _retention(args: argparse.Namespace) -> RetentionPolicy:
@@ -237,9 +384,14 @@ def _retention(args: argparse.Namespace) -> RetentionPolicy:
                            keep_cancelled=args.keep_cancelled, batch_size=args.prune_batch_size)
 
 
-def run_command(args: argparse.Namespace, app: App, out: Callable[[str], None] = print) -> int:
+# -- running a command -------------------------------------------------------------------------
+
+def run_command(args: argparse.Namespace, app: App, out: Out = print) -> int:
+    configure_logging(args.log_level, getattr(args, "log_format", None))
     handler = _HANDLERS[args.command]
     try:
+        if args.command not in ("migrate", "worker", "healthcheck"):
+            _require_schema(app)
         return handler(args, app, out)
     except MigrationInProgress as exc:
         raise CommandError(str(exc), EXIT_FAILURE) from exc
@@ -255,7 +407,7 @@ def run_command(args: argparse.Namespace, app: App, out: Callable[[str], None] =
         raise CommandError(f"{type(exc).__name__}: {exc}", EXIT_USAGE) from exc
 
 
-def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _worker(args: argparse.Namespace, app: App, out: Out) -> int:
     require_writable(app.db)
     _require_schema(app)
     app.db.close()  # the checks' connections: the worker opens its own (three in all)
@@ -278,12 +430,12 @@ def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> i
         queue_slots=args.queues[1] if args.queues and args.queues[1] else None,
         concurrency=args.concurrency, prefetch=args.prefetch, name=args.name,
         one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
-        metrics_port=args.metrics_port,
+        metrics_port=args.metrics_port, metrics_addr=args.metrics_addr,
         shutdown_timeout=args.shutdown_timeout, delete_jobs=args.delete_jobs,
         periodic=args.periodic)
 
 
-def _migrate(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _migrate(args: argparse.Namespace, app: App, out: Out) -> int:
     if args.sql:
         out(full_sql())
         return EXIT_OK
@@ -292,7 +444,7 @@ def _migrate(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> 
     return EXIT_OK
 
 
-def _defer(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _defer(args: argparse.Namespace, app: App, out: Out) -> int:
     try:
         payload = json.loads(args.json_args)
     except ValueError as exc:
@@ -311,6 +463,7 @@ def _defer(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> in
         ("run_at", args.run_at), ("lock", args.lock)) if value is not None}
     if args.unique_key is not None:
         options.update(unique_key=args.unique_key, on_conflict="raise")
+    require_writable(app.db)
     try:
         job_id = app.defer(args.task, positional, keywords, **options)
     except DuplicateJob as duplicate:
@@ -323,51 +476,79 @@ def _defer(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> in
     return EXIT_OK
 
 
-def _jobs(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
-    rows = [(j.id, j.state, j.queue, j.task_name, f"{j.attempts}/{j.max_attempts}",
-             _time(j.run_at), _time(j.finished_at),
-             f"{j.error.type}: {j.error.message}"[:60] if j.error else "")
-            for j in app.list_jobs(state=args.state, queue=args.queue, task_name=args.task,
-                                   limit=args.limit)]
-    _table(out, ("id", "state", "queue", "task", "attempts", "run_at", "finished_at", "error"),
-           rows)
+def _jobs(args: argparse.Namespace, app: App, out: Out) -> int:
+    found = app.list_jobs(state=args.state, queue=args.queue, task_name=args.task,
+                          limit=args.limit)
+    if args.json:
+        out(to_json(found))
+        return EXIT_OK
+    table(out, ("id", "state", "queue", "task", "attempts", "run_at", "finished_at", "error"),
+          [(j.id, j.state, j.queue, j.task_name, f"{j.attempts}/{j.max_attempts}",
+            timestamp(j.run_at), timestamp(j.finished_at),
+            shorten(f"{j.error.type}: {j.error.message}", 60) if j.error else "")
+           for j in found])
+    if any(j.error for j in found):
+        out("(pgqueue job ID shows a job's whole error and traceback)")
     return EXIT_OK
 
 
-def _retry(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _job(args: argparse.Namespace, app: App, out: Out) -> int:
+    from pgqueue.observe.job_view import job_document, render_job
+
+    row = app.db.run(store.get_job_detail(args.job_id))
+    if row is None:
+        raise JobNotFound(f"no job with id {args.job_id}")
+    document = job_document(row)
+    if args.json:
+        out(to_json(document))
+    else:
+        render_job(out, document)
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace, app: App, out: Out) -> int:
+    require_writable(app.db)
     try:
         retried = app.retry_job(args.job_id)
     except DuplicateJob as duplicate:  # like a job in the wrong state: not now
-        raise CommandError(f"job {args.job_id}: {duplicate}", EXIT_FAILURE) from duplicate
+        raise CommandError(f"job {args.job_id}: {duplicate}", EXIT_WRONG_STATE) from duplicate
     if not retried:
-        app.get_job(args.job_id)  # raises JobNotFound for an unknown id
-        raise CommandError(f"job {args.job_id} is not finished; only finished jobs can be "
-                           "retried", EXIT_FAILURE)
+        job = app.get_job(args.job_id)  # raises JobNotFound for an unknown id
+        raise CommandError(f"job {args.job_id} is {job.state}: only finished jobs can be "
+                           "retried", EXIT_WRONG_STATE)
     out(f"job {args.job_id} queued again")
     return EXIT_OK
 
 
-def _cancel(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _cancel(args: argparse.Namespace, app: App, out: Out) -> int:
+    require_writable(app.db)
     state = app.cancel_job(args.job_id)
     if state is None:
         job = app.get_job(args.job_id)
-        raise CommandError(f"job {args.job_id} is already {job.state}", EXIT_FAILURE)
+        raise CommandError(f"job {args.job_id} is already {job.state}: only queued or running "
+                           "jobs can be cancelled", EXIT_WRONG_STATE)
     out(f"job {args.job_id} cancelled" if state == "cancelled"
         else f"job {args.job_id} is running: abort requested")
     return EXIT_OK
 
 
-def _stats(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _stats(args: argparse.Namespace, app: App, out: Out) -> int:
     stats = app.queue_stats()
     if args.json:
-        out(json.dumps([asdict(s) for s in stats]))
+        out(to_json(stats))
         return EXIT_OK
-    _table(out, ("queue", "queued", "running", "waiting_on_lock", "succeeded", "failed",
-                 "cancelled", "oldest_waiting_s", "limits", "held_back_by"),
-           [(s.queue, s.queued, s.running, s.waiting_on_lock, s.succeeded, s.failed,
-             s.cancelled,
-             "" if s.oldest_waiting_seconds is None else f"{s.oldest_waiting_seconds:.1f}",
-             _limits_summary(s), s.held_back_by or "") for s in stats])
+    table(out, ("queue", "queued", "running", "waiting_on_lock", "succeeded", "failed",
+                "cancelled", "oldest_waiting_s", "limits", "held_back_by"),
+          [(s.queue, s.queued, s.running, s.waiting_on_lock, s.succeeded, s.failed,
+            s.cancelled,
+            "" if s.oldest_waiting_seconds is None else f"{s.oldest_waiting_seconds:.1f}",
+            _limits_summary(s), s.held_back_by or "") for s in stats])
+    unserved = app.db.run(store.unserved_jobs())
+    if unserved:
+        out(f"{sum(row['due'] for row in unserved)} due jobs wait for a worker that has their "
+            "task and serves their queue (pgqueue.unserved_jobs): " + ", ".join(
+                f"{printable(row['task_name'])} in {printable(row['queue'])}: {row['due']}"
+                for row in unserved))
     return EXIT_OK
 
 
@@ -383,33 +564,45 @@ def _limits_summary(stats: QueueStats) -> str:
     return ", ".join(parts)
 
 
-def _prune(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _prune(args: argparse.Namespace, app: App, out: Out) -> int:
     policy = _retention(args)
+    kept = ", ".join(f"{state} {'forever' if age is None else format_duration(age)}"
+                     for state, age in (("succeeded", policy.keep_succeeded),
+                                        ("failed", policy.keep_failed),
+                                        ("cancelled", policy.keep_cancelled)))
+    if args.dry_run:
+        counts = app.db.run(policy.prunable())
+        out(f"would prune {sum(counts.values())} finished jobs "
+            f"({', '.join(f'{n} {state}' for state, n in counts.items())}); keeping {kept}")
+        return EXIT_OK
+    require_writable(app.db)
     deleted = prune(app.db, policy, progress=lambda n: print(
         f"\rdeleted {n} finished jobs ...", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
-    out(f"pruned {deleted} finished jobs")
+    out(f"pruned {deleted} finished jobs; keeping {kept}")
     return EXIT_OK
 
 
-def _healthcheck(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _healthcheck(args: argparse.Namespace, app: App, out: Out) -> int:
     require_writable(app.db)
     _require_schema(app)
     out("ok: database reachable, schema up to date")
     return EXIT_OK
 
 
-def _queue(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _queue(args: argparse.Namespace, app: App, out: Out) -> int:
     name = args.name
-    if args.reset:
-        app.db.run(store.reset_queue_limits(queue=name))
-    for limit_name, value in (("concurrency", args.concurrency),
-                              ("per_key_concurrency", args.per_key_concurrency),
-                              ("rate_limit", args.rate_limit)):
-        if value is None:
-            continue
+    changes = [(limit_name, value) for limit_name, value in (
+        ("concurrency", args.concurrency), ("per_key_concurrency", args.per_key_concurrency),
+        ("rate_limit", args.rate_limit)) if value is not None]
+    for limit_name, value in changes:
         if value != "none":
             _check_limit_flag(limit_name, value)
+    if changes or args.reset or args.pause or args.resume:
+        require_writable(app.db)
+    if args.reset:
+        app.db.run(store.reset_queue_limits(queue=name))
+    for limit_name, value in changes:
         app.db.run(store.set_queue_limit(queue=name, limit_name=limit_name,
                                          limit_value=None if value == "none" else value))
     if args.pause:
@@ -439,36 +632,51 @@ def _check_limit_flag(limit_name: str, value: str) -> None:
         raise CommandError(str(exc), EXIT_USAGE) from exc
 
 
-def _schedules(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
+def _schedules(args: argparse.Namespace, app: App, out: Out) -> int:
     from pgqueue.periodic import admin
 
     schedule_id = args.pause or args.resume
     if schedule_id:
+        require_writable(app.db)
         change = admin.pause_schedule if args.pause else admin.resume_schedule
         if not change(app, schedule_id):
             raise CommandError(f"no schedule with id {schedule_id!r}", EXIT_NOT_FOUND)
         out(f"schedule {schedule_id} {'paused' if args.pause else 'resumed'}")
         return EXIT_OK
-    _table(out, ("id", "task", "timing", "state", "next_tick", "last_tick", "last_job",
-                 "skipped", "overlap"),
-           [(s.id, s.task_name, s.timing, s.state, _time(s.next_tick_at), _time(s.last_tick_at),
-             s.last_job_id or "", s.skipped_ticks,
-             "yes" if s.overlap else f"no ({s.overlap_skipped_ticks} skipped)")
-            for s in admin.list_schedules(app)])
+    schedules = admin.list_schedules(app)
+    if args.json:
+        out(to_json([{**_fields(s), "state": s.state, "timing": s.timing} for s in schedules]))
+        return EXIT_OK
+    table(out, ("id", "task", "timing", "state", "next_tick", "last_tick", "last_job",
+                "skipped", "overlap"),
+          [(s.id, s.task_name, s.timing, s.state, timestamp(s.next_tick_at),
+            timestamp(s.last_tick_at), s.last_job_id or "", s.skipped_ticks,
+            "yes" if s.overlap else f"no ({s.overlap_skipped_ticks} skipped)")
+           for s in schedules])
     return EXIT_OK
 
 
-def _top(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:
-    from pgqueue.observe.top import run_top
+def _fields(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__dataclass_fields__}
 
+
+def _top(args: argparse.Namespace, app: App, out: Out) -> int:
     if not args.interval > 0:
         raise CommandError("--interval must be > 0 seconds", EXIT_USAGE)
+    from pgqueue.observe.top import run_top
+
     return run_top(app, interval=args.interval, once=args.once)
 
 
 def _require_schema(app: App) -> None:
-    with app.db.connection() as conn:
-        pending = pending_migrations(conn)
+    """Refuse a missing or older schema in one line, before a command's own SQL fails on it.
+    A role that may not read pgqueue.migrations (pgqueue_observer) is not checked here: the
+    views it reads say the same when they are missing."""
+    try:
+        with app.db.connection() as conn:
+            pending = pending_migrations(conn)
+    except PermissionDenied:
+        return
     if pending:
         names = ", ".join(m.name for m in pending)
         total = len(migration_files())
@@ -476,27 +684,12 @@ def _require_schema(app: App) -> None:
             raise SchemaMissing("the pgqueue schema is missing: run `pgqueue migrate`")
         raise SchemaMissing(f"the pgqueue schema is out of date (pending: {names}): "
                             "run `pgqueue migrate`")
-    app.db.run(store.schema_exists())
 
 
-def _time(value: datetime | None) -> str:
-    return value.isoformat(timespec="seconds") if value else ""
-
-
-def _table(
-    out: Callable[[str], None], header: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> None:
-    cells = [list(map(str, header)), *[list(map(printable, row)) for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for row in cells:
-        out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-
-
-_HANDLERS: dict[str, Callable[[argparse.Namespace, App, Callable[[str], None]], int]] = {
-    "worker": _worker, "migrate": _migrate, "defer": _defer, "jobs": _jobs, "retry": _retry,
-    "cancel": _cancel, "prune": _prune, "stats": _stats, "healthcheck": _healthcheck,
-    "schedules": _schedules, "queue": _queue,
-    "top": _top,
+_HANDLERS: dict[str, Callable[[argparse.Namespace, App, Out], int]] = {
+    "worker": _worker, "migrate": _migrate, "defer": _defer, "jobs": _jobs, "job": _job,
+    "retry": _retry, "cancel": _cancel, "prune": _prune, "stats": _stats,
+    "healthcheck": _healthcheck, "schedules": _schedules, "queue": _queue, "top": _top,
 }
 
 
@@ -504,29 +697,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    configure_logging(args.log_level)
     try:
         app = load_app(args.app) if args.app else App()
         if args.dsn:
             app.dsn = args.dsn
         if args.pooler:
             app.pooler = args.pooler
-        code = run_command(args, app)
+        return run_command(args, app)
     except CommandError as exc:
-        print(f"pgqueue: error: {exc}", file=sys.stderr)
+        _fail(str(exc))
         return exc.exit_code
     except ConfigurationError as exc:
-        print(f"pgqueue: error: {exc}", file=sys.stderr)
+        _fail(str(exc))
         return EXIT_USAGE
     except PgQueueError as exc:
-        print(f"pgqueue: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _fail(f"{type(exc).__name__}: {exc}")
         return EXIT_FAILURE
-    return code
+
+
+def _fail(message: str) -> None:
+    print(f"pgqueue: error: {' '.join(message.split())}", file=sys.stderr)
 
 
 def entry_point() -> None:
-    code = main()
-    sys.stdout.flush()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped reading (`pgqueue migrate --sql | head`): not an error. Python
+        # would report it again when it flushes stdout at exit, so stdout goes to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
     sys.stderr.flush()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()
            if t is not threading.main_thread()):

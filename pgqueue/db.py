@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 
 import psycopg
+import psycopg.conninfo
 import psycopg.errors
 import psycopg_pool
 from psycopg import sql
@@ -38,6 +39,7 @@ from pgqueue.errors import (
     ConfigurationError,
     DatabaseUnavailable,
     DuplicateJob,
+    PermissionDenied,
     ReadOnlyDatabase,
     SchemaMissing,
 )
@@ -124,6 +126,18 @@ def resolve_dsn(dsn: str | None) -> str:
     return resolved
 
 
+def check_conninfo(conninfo: str) -> str:
+    """A DSN libpq cannot parse is a configuration error, said in one line, before any
+    connection is tried."""
+    try:
+        psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigurationError(f"not a valid DSN ({' '.join(str(exc).split())}): use "
+                                 "postgresql://user@host:port/dbname or 'host=... "
+                                 "dbname=...'") from exc
+    return conninfo
+
+
 def resolve_pooler(pooler: str | None) -> Pooler:
     """The argument, else PGQUEUE_POOLER, else "none"; any other value is refused."""
     chosen = pooler or os.environ.get("PGQUEUE_POOLER") or "none"
@@ -185,9 +199,14 @@ def translated_errors() -> Iterator[None]:
     try:
         yield
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName,
-            psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedObject) as exc:
-        raise SchemaMissing(f"pgqueue schema missing or out of date ({exc}); "
+            psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedObject,
+            psycopg.errors.UndefinedColumn) as exc:
+        # The primary message only: str(exc) adds the statement's text and a caret line.
+        raise SchemaMissing(f"pgqueue schema missing or out of date ({_primary(exc)}); "
                             "run `pgqueue migrate`") from exc
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise PermissionDenied(f"permission denied: {_primary(exc)}; the role needs the "
+                               "grants of migrations_sql/roles.sql") from exc
     except (psycopg.errors.DuplicatePreparedStatement,
             psycopg.errors.InvalidSqlStatementName) as exc:
         raise _pooler_error(exc) from exc
@@ -200,14 +219,18 @@ def translated_errors() -> Iterator[None]:
     except psycopg.errors.ReadOnlySqlTransaction as exc:
         # Read-only in a way pgqueue.readonly could not see coming (the server did not report
         # it). The primary message only: str(exc) adds the PL/pgSQL context of prune() etc.
-        reason = exc.diag.message_primary or str(exc).splitlines()[0]
-        raise ReadOnlyDatabase(f"read-only: {reason}; point the DSN at the primary") from exc
+        raise ReadOnlyDatabase(f"read-only: {_primary(exc)}; point the DSN at the primary") \
+            from exc
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout,
             psycopg.errors.IdleInTransactionSessionTimeout) as exc:
         if isinstance(exc, psycopg.errors.ProtocolViolation) and "prepared statement" in str(exc):
             raise _pooler_error(exc) from exc
         one_line = " ".join(str(exc).split())
         raise DatabaseUnavailable(f"database unavailable: {one_line}") from exc
+
+
+def _primary(exc: psycopg.Error) -> str:
+    return exc.diag.message_primary or str(exc).splitlines()[0]
 
 
 def _execute_sync(cursor: Any, call: Call[T]) -> T:
@@ -233,6 +256,7 @@ def run_on(connection: ExternalConnection, call: Call[T]) -> T:
 
 def connect(conninfo: str, *, autocommit: bool = True, prepare_threshold: int | None = 5,
             application_name: str = APPLICATION_NAME) -> Connection:
+    check_conninfo(conninfo)
     with translated_errors():
         return psycopg.connect(conninfo, autocommit=autocommit, row_factory=dict_row,
                                prepare_threshold=prepare_threshold,
@@ -246,6 +270,7 @@ async def aconnect(conninfo: str, *, autocommit: bool = True, prepare_threshold:
     direct connections, since a transaction-mode pooler refuses or drops them."""
     extra = {"options": " ".join(f"-c {name}={value}" for name, value in settings.items())} \
         if settings else {}
+    check_conninfo(conninfo)
     with translated_errors():
         return await psycopg.AsyncConnection.connect(
             conninfo, autocommit=autocommit, row_factory=dict_row,

@@ -18,6 +18,15 @@ class ConfigurationError(PgQueueError):
     """pgqueue is misconfigured."""
 
 
+class MissingExtra(ConfigurationError):
+    """A feature needs an optional dependency that is not installed."""
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {module}, which is not installed: "
+                         f"pip install 'pgqueue-tasks[{extra}]'")
+        self.extra = extra
+
+
 class InvalidLimit(ConfigurationError):
     """Queue limits are whole numbers > 0, and rate limits look like 10/s, 100/m, 1000/h, 5/d."""
 
@@ -29,6 +38,10 @@ class DatabaseUnavailable(PgQueueError):
 class ReadOnlyDatabase(DatabaseUnavailable):
     """The database accepts no writes (a read replica, or default_transaction_read_only is on):
     point the DSN at the primary."""
+
+
+class PermissionDenied(PgQueueError):
+    """The database role lacks a privilege this needs (see migrations_sql/roles.sql)."""
 
 
 class SchemaMissing(PgQueueError):

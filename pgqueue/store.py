@@ -135,10 +135,13 @@ def _claimed_job(
 
 
 def claim_jobs(
-    *, worker_id: int, queues: Sequence[str] | None, limit: int
+    *, worker_id: int, queues: Sequence[str] | None, limit: int,
+    tasks: Sequence[str] | None = None,
 ) -> Call[list[ClaimedJob]]:
+    """`tasks`: only jobs of these task names (None: any task)."""
     return Call("claim_jobs", {"worker_id": worker_id, "limit": limit,
-                               "queues": None if queues is None else list(queues)},
+                               "queues": None if queues is None else list(queues),
+                               "tasks": None if tasks is None else list(tasks)},
                 _claimed_jobs, tuples=True)
 
 
@@ -156,14 +159,18 @@ def seconds_until_rate_limit_reopens(*, queues: Sequence[str] | None) -> Call[fl
                 else max(0.0, rows[0]["seconds"]))
 
 
-def seconds_until_next_job(*, queues: Sequence[str] | None) -> Call[float | None]:
-    """None when nothing is queued; 0 when a job is due now; math.inf for run_at 'infinity'."""
+def seconds_until_next_job(
+    *, queues: Sequence[str] | None, tasks: Sequence[str] | None = None,
+) -> Call[float | None]:
+    """None when nothing is queued; 0 when a job is due now; math.inf for run_at 'infinity'.
+    Only jobs of `tasks` count (None: any task)."""
     def decode(rows: list[Row]) -> float | None:
         seconds = rows[0]["seconds"] if rows else None
         return None if seconds is None else max(0.0, seconds)
 
     return Call("seconds_until_next_job",
-                {"queues": list(queues) if queues is not None else None}, decode)
+                {"queues": list(queues) if queues is not None else None,
+                 "tasks": list(tasks) if tasks is not None else None}, decode)
 
 
 def _acknowledgement(query_name: str, **params: list[Any]) -> Call[list[int]]:
@@ -229,12 +236,13 @@ def delete_dead_workers(*, heartbeat_timeout: float) -> Call[list[int]]:
 
 def register_worker(
     *, name: str, hostname: str, pid: int, queues: Sequence[str] | None, concurrency: int,
-    application_name: str | None = None,
+    application_name: str | None = None, tasks: Sequence[str] | None = None,
 ) -> Call[int]:
     return Call("register_worker", {
         "name": name, "hostname": hostname, "pid": pid,
         "queues": list(queues) if queues is not None else None, "concurrency": concurrency,
         "application_name": application_name,
+        "tasks": list(tasks) if tasks is not None else None,
     }, _first_id)
 
 
@@ -249,6 +257,12 @@ def unregister_worker(*, worker_id: int) -> Call[None]:
 
 def get_job(job_id: int) -> Call[Job | None]:
     return Call("get_job", {"id": job_id}, lambda rows: Job.from_row(rows[0]) if rows else None)
+
+
+def get_job_detail(job_id: int) -> Call[Row | None]:
+    """The job's every column as JSON values, plus `worker_name`, `worker_hostname`,
+    `worker_pid` (None when no registered worker holds it)."""
+    return Call("get_job_detail", {"id": job_id}, lambda rows: rows[0] if rows else None)
 
 
 def list_jobs(
@@ -420,6 +434,20 @@ def prune_finished_jobs(
         "keep_succeeded": keep_succeeded, "keep_failed": keep_failed,
         "keep_cancelled": keep_cancelled, "batch_size": batch_size,
     }, lambda rows: int(rows[0]["deleted"]))
+
+
+def unserved_jobs() -> Call[list[Row]]:
+    """(queue, task_name, due) of due jobs no live worker can claim."""
+    return Call("unserved_jobs")
+
+
+def count_prunable_jobs(
+    *, keep_succeeded: float | None, keep_failed: float | None, keep_cancelled: float | None,
+) -> Call[dict[str, int]]:
+    return Call("count_prunable_jobs", {
+        "keep_succeeded": keep_succeeded, "keep_failed": keep_failed,
+        "keep_cancelled": keep_cancelled,
+    }, lambda rows: {state: int(count) for state, count in rows[0].items()})
 
 
 def set_queue_limit(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,18 +23,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("pgqueue.maintenance")
 
 DAY = 86_400.0
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}
-
-
-def parse_age(text: str) -> float | None:
-    """'90s', '45m', '12h', '7d', '2w' or plain seconds; 'forever' keeps rows (None)."""
-    if text.strip().lower() in ("forever", "never", "none"):
-        return None
-    match = _AGE.match(text.lower())
-    if not match:
-        raise ConfigurationError(f"not an age: {text!r} (use e.g. 90s, 45m, 12h, 7d, forever)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +43,12 @@ class RetentionPolicy:
         return store.prune_finished_jobs(
             keep_succeeded=self.keep_succeeded, keep_failed=self.keep_failed,
             keep_cancelled=self.keep_cancelled, batch_size=self.batch_size)
+
+    def prunable(self) -> store.Call[dict[str, int]]:
+        """What a prune would delete now, per state (`pgqueue prune --dry-run`)."""
+        return store.count_prunable_jobs(
+            keep_succeeded=self.keep_succeeded, keep_failed=self.keep_failed,
+            keep_cancelled=self.keep_cancelled)
 
 
 def prune(db: Database, policy: RetentionPolicy,

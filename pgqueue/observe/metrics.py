@@ -1,6 +1,7 @@
-"""Prometheus metrics of a worker: `pgqueue worker --metrics-port 9100` serves /metrics.
+"""Prometheus metrics of a worker: `pgqueue worker --metrics-port 9100` serves /metrics on
+127.0.0.1 (`--metrics-addr 0.0.0.0` for every interface). Needs `pgqueue-tasks[metrics]`.
 
-Metric names are documented in docs/metrics.md. They come from two places:
+Metric names are documented in docs/metrics.md. They come from three places:
 
 - Read at every scrape (`LIVE_METRICS`): queued and running jobs per queue, due jobs, the
   oldest wait, paused queues, live workers and NOTIFY queue usage from the database (one short
@@ -11,6 +12,9 @@ Metric names are documented in docs/metrics.md. They come from two places:
 - Reported by the worker as it works (`WorkerMetrics`, registered in `worker.observers`): claim
   and acknowledgement latency, task duration by outcome, wake-up latency. These are
   per-worker counters and histograms: sum() them across workers.
+- The process and the Python runtime (prometheus_client's own collectors): CPU seconds,
+  resident memory, open file descriptors, start time (`process_*`, Linux), the interpreter's
+  version (`python_info`) and its garbage collections (`python_gc_*`).
 """
 
 from __future__ import annotations
@@ -21,13 +25,24 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from pgqueue import store
-from pgqueue.errors import PgQueueError
+from pgqueue.errors import MissingExtra, PgQueueError
 from pgqueue.logs import log_event
 from pgqueue.types import ClaimedJob
+
+try:
+    from prometheus_client import (
+        GC_COLLECTOR,
+        PLATFORM_COLLECTOR,
+        PROCESS_COLLECTOR,
+        CollectorRegistry,
+        Counter,
+        Histogram,
+        start_http_server,
+    )
+    from prometheus_client.core import GaugeMetricFamily, Metric
+except ModuleNotFoundError as missing:
+    raise MissingExtra("--metrics-port", "prometheus_client", "metrics") from missing
 
 if TYPE_CHECKING:
     from pgqueue.worker.outcome import Outcome
@@ -54,7 +69,8 @@ LIVE_METRICS: dict[str, str] = {
     "pgqueue_queue_oldest_waiting_seconds": "Seconds the oldest due job of the queue has waited.",
     "pgqueue_queue_paused": "1 while the queue is paused (pgqueue.pause_queue).",
     "pgqueue_workers_alive": "Workers whose heartbeat is within this worker's heartbeat timeout.",
-    "pgqueue_notification_queue_usage": "pg_notification_queue_usage(): 0..1 of the NOTIFY queue.",
+    "pgqueue_notification_queue_usage_ratio":
+        "pg_notification_queue_usage(): 0..1 of the NOTIFY queue in use.",
     "pgqueue_database_up": "1 if this scrape could read the database, else 0.",
     "pgqueue_worker_slots": "Jobs this worker may run at once (its concurrency).",
     "pgqueue_worker_busy_slots": "Jobs this worker is running now.",
@@ -71,6 +87,8 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        for runtime in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(runtime)
         self.claim_duration = Histogram(
             "pgqueue_claim_duration_seconds", "Round trip of one claim query (empty ones too).",
             buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -179,27 +197,29 @@ def _database_gauges(live: list[dict[str, Any]], overview: dict[str, Any]) -> It
         paused.add_metric([queue], 1.0)
     yield from (jobs, due, oldest, paused)
     yield _gauge("pgqueue_workers_alive", value=float(overview["live_workers"]))
-    yield _gauge("pgqueue_notification_queue_usage",
+    yield _gauge("pgqueue_notification_queue_usage_ratio",
                  value=float(overview["notification_queue_usage"]))
 
 
 async def metrics_service(context: ServiceContext) -> None:
-    """A worker service (app.worker_services): serves /metrics on options.metrics_port for
-    the worker's lifetime. A port that cannot be bound is logged, not fatal: jobs keep running
-    without metrics."""
-    port = context.options.metrics_port
+    """A worker service (app.worker_services): serves /metrics on options.metrics_addr and
+    options.metrics_port for the worker's lifetime. A port that cannot be bound is logged, not
+    fatal: jobs keep running without metrics."""
+    port, addr = context.options.metrics_port, context.options.metrics_addr
     if port is None:
         return
     metrics = WorkerMetrics()
     metrics.registry.register(LiveCollector(context, asyncio.get_running_loop()))
     try:
-        server, _thread = start_http_server(port, registry=metrics.registry)
+        server, _thread = start_http_server(port, addr=addr, registry=metrics.registry)
     except OSError as exc:
-        log_event(logger, logging.ERROR, "metrics.unavailable", port=port, error=str(exc))
+        log_event(logger, logging.ERROR, "metrics.unavailable", addr=addr, port=port,
+                  error=str(exc))
         return
     # The hook through which the worker reports its timings.
     context.observers.append(metrics)
-    log_event(logger, logging.INFO, "metrics.serving", port=port)
+    log_event(logger, logging.INFO, "metrics.serving", addr=addr, port=port,
+              url=f"http://{addr if ':' not in addr else f'[{addr}]'}:{port}/metrics")
     try:
         await asyncio.Event().wait()  # until the worker cancels its services
     finally:

@@ -20,16 +20,19 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
-
 from pgqueue.app import App
-from pgqueue.errors import DatabaseUnavailable
+from pgqueue.errors import DatabaseUnavailable, MissingExtra
 from pgqueue.observe.snapshot import Row, Snapshot, take_snapshot
 from pgqueue.printable import printable
+
+try:
+    from rich import box
+    from rich.console import Console, Group, RenderableType
+    from rich.live import Live
+    from rich.table import Table
+    from rich.text import Text
+except ModuleNotFoundError as missing:
+    raise MissingExtra("pgqueue top", "rich", "top") from missing
 
 EXIT_OK = 0
 MAX_ROWS = {"queues": 15, "tasks": 12, "failing": 8, "workers": 10, "stuck": 8}

@@ -96,6 +96,8 @@ COPY pgqueue.jobs (id, task_name, queue, args, kwargs, priority, max_attempts,
 
 -- name: claim_jobs
 -- Claim up to %(limit)s due jobs in claim order, from the worker's queues (NULL: every queue).
+-- Only jobs of the worker's tasks (%(tasks)s; NULL: any task, migration 0015), so a worker never
+-- spends an attempt on a job it cannot run.
 -- The rows are chosen and locked by pgqueue.claimable_job_ids (migration 0007), whose plan is
 -- an ordered index walk that stops after the batch whatever the statistics say; here the ids
 -- are one primary-key index scan (the sub-select runs once, so `id = ANY(...)` is an index
@@ -110,7 +112,8 @@ UPDATE pgqueue.jobs AS j
 SET state = 'running', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     claim_token = gen_random_uuid(), started_at = now(), abort_requested = false
 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
-WHERE j.id = ANY((SELECT pgqueue.claimable_job_ids(%(limit)s, %(queues)s::text[]))::bigint[])
+WHERE j.id = ANY((SELECT pgqueue.claimable_job_ids(%(limit)s, %(queues)s::text[],
+                                                  %(tasks)s::text[]))::bigint[])
 RETURNING j.id, j.task_name, j.queue, j.args::text, j.kwargs::text, j.priority, j.attempts,
           j.max_attempts, j.claim_token,
           least(greatest(j.enqueued_at, '0001-01-02Z'), '9999-12-30Z') AS enqueued_at,
@@ -128,10 +131,12 @@ SELECT set_config('idle_in_transaction_session_timeout', %(idle_in_transaction)s
 -- How long an idle worker may sleep before a scheduled job becomes due: NULL when none is
 -- queued (greatest() would turn that NULL into 0, "due now", and the claim loop would spin),
 -- negative when one is overdue, Infinity for run_at = 'infinity' (epochs, not an interval: the
--- difference of an infinite timestamp and now() is an error).
+-- difference of an infinite timestamp and now() is an error). Jobs of tasks the worker lacks
+-- do not count: the claim skips them, and counting them would wake it to claim nothing.
 SELECT (extract(epoch FROM min(run_at)) - extract(epoch FROM now()))::float8 AS seconds
 FROM pgqueue.jobs
 WHERE state = 'queued' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+  AND (%(tasks)s::text[] IS NULL OR task_name = ANY(%(tasks)s::text[]))
   AND NOT pgqueue.queue_is_paused(queue);
 
 -- name: seconds_until_rate_limit_reopens
@@ -281,8 +286,10 @@ RETURNING id;
 
 -- name: register_worker
 -- application_name: the stem its connections' names start with (workers_overview counts them).
-INSERT INTO pgqueue.workers (name, hostname, pid, queues, concurrency, application_name)
-VALUES (%(name)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s, %(application_name)s)
+-- tasks: the task names it claims (NULL: any), read by pgqueue.unserved_jobs.
+INSERT INTO pgqueue.workers (name, hostname, pid, queues, concurrency, application_name, tasks)
+VALUES (%(name)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s, %(application_name)s,
+        %(tasks)s)
 RETURNING id;
 
 -- name: heartbeat
@@ -304,6 +311,15 @@ SELECT id, task_name, queue, args, kwargs, priority, state::text, run_at, attemp
        worker_id, claim_token, abort_requested, enqueued_at, started_at, finished_at,
        error_type, error_message, error_traceback, result
 FROM pgqueue.jobs WHERE id = %(id)s;
+
+-- name: get_job_detail
+-- Every column of one job, whatever later migrations add (to_jsonb of the row: `pgqueue job`
+-- shows new columns without a change here), and the worker holding it, if any is registered.
+SELECT to_jsonb(j) AS job, w.name AS worker_name, w.hostname AS worker_hostname,
+       w.pid AS worker_pid
+FROM pgqueue.jobs AS j
+LEFT JOIN pgqueue.workers AS w ON w.id = j.worker_id
+WHERE j.id = %(id)s;
 
 -- name: list_jobs
 -- Newest first; every filter is optional.
@@ -582,6 +598,21 @@ SELECT pgqueue.resume_schedule(%(id)s) AS found;
 SELECT pgqueue.prune_batch(
     make_interval(secs => %(keep_succeeded)s), make_interval(secs => %(keep_failed)s),
     make_interval(secs => %(keep_cancelled)s), %(batch_size)s) AS deleted;
+
+-- name: unserved_jobs
+-- Due jobs no live worker can claim, per queue and task (migration 0015): `pgqueue stats`.
+SELECT queue, task_name, due FROM pgqueue.unserved_jobs;
+
+-- name: count_prunable_jobs
+-- What prune_finished_jobs would delete now, per state (`pgqueue prune --dry-run`): the same
+-- predicate as pgqueue.prune_batch, counted through jobs_finished_at_idx.
+SELECT count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+       count(*) FILTER (WHERE state = 'failed') AS failed,
+       count(*) FILTER (WHERE state = 'cancelled') AS cancelled
+FROM pgqueue.jobs
+WHERE (state = 'succeeded' AND finished_at < now() - make_interval(secs => %(keep_succeeded)s))
+   OR (state = 'failed' AND finished_at < now() - make_interval(secs => %(keep_failed)s))
+   OR (state = 'cancelled' AND finished_at < now() - make_interval(secs => %(keep_cancelled)s));
 
 -- name: set_queue_limit
 -- One limit of one queue, for every worker at once (NULL clears it; migration 0010).

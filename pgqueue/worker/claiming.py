@@ -40,7 +40,8 @@ async def claim_loop(worker: Worker, group: SlotGroup) -> None:
         claim_started = time.monotonic()
         try:
             jobs = await worker.claim_connection.run(store.claim_jobs(
-                worker_id=worker.identity.require_id(), queues=group.queues, limit=free))
+                worker_id=worker.identity.require_id(), queues=group.queues, limit=free,
+                tasks=worker.served_tasks))
         except DatabaseUnavailable as exc:
             delay = backoff.next_delay()
             if backoff.should_log():
@@ -105,7 +106,7 @@ async def _idle_timeout(
     timeout = worker.options.poll_interval
     try:
         due_in = await worker.claim_connection.run(store.seconds_until_next_job(
-            queues=group.queues))
+            queues=group.queues, tasks=worker.served_tasks))
     except DatabaseUnavailable:
         return timeout
     if due_in is None:

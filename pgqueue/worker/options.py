@@ -52,6 +52,9 @@ class WorkerOptions:
     """Seconds of silence after which the LISTEN connection is pinged."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (pgqueue.observe.metrics); None: no endpoint."""
+    metrics_addr: str = "127.0.0.1"
+    """The address the metrics endpoint binds: this host only by default; "0.0.0.0" (or
+    "::") for every interface, e.g. a container scraped from outside."""
     stuck_after: float = 10.0
     """A task still running this long after it was told to stop (cancel, timeout) is logged
     as stuck; its slot stays taken until it returns."""

@@ -94,6 +94,8 @@ class Worker:
         self.db = worker_connection(self.app, self.name, "ack")
         """Acknowledgements and every background service share it (worker/connection.py)."""
         self.completer = Completer(self.db, self.options.delete_jobs, self.observers)
+        self.served_tasks = self.app.served_tasks()
+        """Task names the claim is limited to (None: any); read once, at start."""
         await self.register()
         await self._declare_queue_limits()
         loop = self.loop = asyncio.get_running_loop()
@@ -107,7 +109,12 @@ class Worker:
             self.signals.ready.set()
         log_event(logger, logging.INFO, "worker.started", worker=self.name,
                   worker_id=self.worker_id, queues=self.options.queues_label,
-                  concurrency=self.options.total_slots, pid=os.getpid())
+                  concurrency=self.options.total_slots, pid=os.getpid(),
+                  tasks="*" if self.served_tasks is None else ",".join(self.served_tasks))
+        if self.served_tasks == ():
+            log_event(logger, logging.WARNING, "worker.serves_no_tasks", worker=self.name,
+                      note="no task is registered on this app, so it claims nothing: import "
+                           "the modules that define them (--app names the App they use)")
         try:
             await asyncio.gather(*(claim_loop(self, group) for group in self.slot_groups))
             await self._drain()
@@ -210,7 +217,7 @@ class Worker:
         self.worker_id = await self.db.arun(store.register_worker(
             name=self.name, hostname=socket.gethostname(), pid=os.getpid(),
             queues=self.options.queues, concurrency=self.options.total_slots,
-            application_name=worker_application_stem(self.name)))
+            application_name=worker_application_stem(self.name), tasks=self.served_tasks))
 
     async def _declare_queue_limits(self) -> None:
         """Write the app's declared queue limits (`App.queue`), unless an operator has set a
@@ -339,6 +346,8 @@ class Worker:
                                   "attempt": job.attempt, "duration_ms": duration * 1000}
         if outcome.error is not None:
             fields["error"] = f"{outcome.error.type}: {outcome.error.message}"[:300]
+            if outcome.kind == OutcomeKind.FAILED or logger.isEnabledFor(logging.DEBUG):
+                fields["traceback"] = outcome.error.traceback  # failed for good, or DEBUG
         if outcome.kind == OutcomeKind.RETRY:
             fields["retry_in_s"] = outcome.retry_delay
         log_event(logger, level, f"job.{outcome.kind}", **fields)

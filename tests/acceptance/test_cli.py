@@ -69,19 +69,20 @@ def test_retry_and_cancel_commands(ledger_dsn: str) -> None:
     cancelled = run_cli("cancel", str(job_id), dsn=ledger_dsn)
     assert (cancelled.returncode, cancelled.stdout.strip()) == (0, f"job {job_id} cancelled")
     again = run_cli("cancel", str(job_id), dsn=ledger_dsn)
-    assert again.returncode == 1 and "already cancelled" in again.stderr
+    assert again.returncode == 8 and "already cancelled" in again.stderr
     retried = run_cli("retry", str(job_id), dsn=ledger_dsn)
     assert retried.returncode == 0
     assert scalar(ledger_dsn, "SELECT state::text FROM pgqueue.jobs WHERE id = %s",
                   (job_id,)) == "queued"
-    assert run_cli("retry", str(job_id), dsn=ledger_dsn).returncode == 1
+    assert run_cli("retry", str(job_id), dsn=ledger_dsn).returncode == 8
     missing = run_cli("cancel", "999999", dsn=ledger_dsn)
     assert missing.returncode == 6 and "no job with id 999999" in missing.stderr
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (("--app", "no_such_module:app", "worker"), 5, "cannot import --app module"),
-    (("--app", "tests.apps.core_app:missing", "worker"), 5, "is not a pgqueue.App"),
+    (("--app", "tests.apps.core_app:missing", "worker"), 5, "has no attribute 'missing'"),
+    (("--app", "tests.apps.core_app:LEDGER_DDL", "worker"), 5, "is a str, not a pgqueue.App"),
     (("--app", "nocolon", "worker"), 5, "--app must look like module:attr"),
     (("--app", APP, "defer", "unknown.task"), 2, "UnknownTask"),
     (("--app", APP, "defer", "tests.apps.core_app.add", "{not json"), 2, "not valid JSON"),

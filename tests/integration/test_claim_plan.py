@@ -30,13 +30,13 @@ def _worker(conn: psycopg.Connection) -> int:
                         "VALUES ('w', 'h', 1, 10) RETURNING id").fetchone()[0]
 
 
-def _claim_and_roll_back(dsn: str, worker_id: int,
-                         queues: list[str] | None) -> tuple[int, int, float]:
+def _claim_and_roll_back(dsn: str, worker_id: int, queues: list[str] | None,
+                         tasks: list[str] | None = None) -> tuple[int, int, float]:
     """(jobs claimed, rows of pgqueue.jobs read by sequential and index scans, ms)."""
     with psycopg.connect(dsn) as conn:
         started = time.perf_counter()
         claimed = conn.execute(query("claim_jobs"), {
-            "worker_id": worker_id, "limit": BATCH, "queues": queues}).fetchall()
+            "worker_id": worker_id, "limit": BATCH, "queues": queues, "tasks": tasks}).fetchall()
         elapsed_ms = (time.perf_counter() - started) * 1000
         read = conn.execute(
             "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_all_tables "
@@ -45,12 +45,16 @@ def _claim_and_roll_back(dsn: str, worker_id: int,
     return len(claimed), int(read), elapsed_ms
 
 
-CLAIMS: dict[str, tuple[list[str] | None, bool]] = {
-    "every queue": (None, False),
-    "its queue": (["bench"], False),
-    "two queues": (["bench", "other"], False),
-    "two queues, the big one paused": (["bench", "other"], True),
-    "every queue, the big one paused": (None, True),
+CLAIMS: dict[str, tuple[list[str] | None, bool, list[str] | None]] = {
+    "every queue": (None, False, None),
+    "its queue": (["bench"], False, None),
+    "two queues": (["bench", "other"], False, None),
+    "two queues, the big one paused": (["bench", "other"], True, None),
+    "every queue, the big one paused": (None, True, None),
+    # A worker passes its task names (migration 0015): every job here is one of them.
+    "every queue, its tasks": (None, False, ["s", "t"]),
+    "two queues, its tasks": (["bench", "other"], False, ["s", "t"]),
+    "every queue, its tasks, the big one paused": (None, True, ["s", "t"]),
 }
 
 
@@ -66,10 +70,10 @@ def _fill(conn: psycopg.Connection, queued: int, *, finished: int = 0) -> None:
 
 def _assert_every_claim_reads_only_the_batch(conn: psycopg.Connection, dsn: str) -> None:
     worker_id = _worker(conn)
-    for label, (queues, big_one_paused) in CLAIMS.items():
+    for label, (queues, big_one_paused, tasks) in CLAIMS.items():
         if big_one_paused:
             conn.execute("SELECT pgqueue.pause_queue('bench')")
-        claimed, read, elapsed_ms = _claim_and_roll_back(dsn, worker_id, queues)
+        claimed, read, elapsed_ms = _claim_and_roll_back(dsn, worker_id, queues, tasks)
         conn.execute("SELECT pgqueue.resume_queue('bench')")
         assert claimed == BATCH, label
         # Each walk reads about the batch, one walk per queue, plus one primary-key probe per
@@ -121,7 +125,7 @@ def test_claims_and_acks_stay_o_batch_on_plans_cached_while_the_table_was_empty(
         async with claims.transaction() as claiming:
             before = await arun_on(claiming, ROWS_READ)  # type: ignore[arg-type]
             jobs = await arun_on(claiming, store.claim_jobs(
-                worker_id=worker_id, queues=None, limit=BATCH))
+                worker_id=worker_id, queues=None, limit=BATCH, tasks=["t"]))
             claim_read = await arun_on(claiming, ROWS_READ) - before  # type: ignore[arg-type]
         async with acks.transaction() as acknowledging:
             before = await arun_on(acknowledging, ROWS_READ)  # type: ignore[arg-type]

@@ -28,8 +28,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def scrape(port: int) -> tuple[str, Samples]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+def scrape(port: int, host: str = "127.0.0.1") -> tuple[str, Samples]:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
@@ -93,7 +93,13 @@ def test_scraping_a_running_worker_shows_jobs_slots_queues_and_workers(
         assert value(samples, "pgqueue_queue_paused", queue="archive") == 1
         assert value(samples, "pgqueue_workers_alive") == 1
         assert value(samples, "pgqueue_database_up") == 1
-        assert 0 <= (value(samples, "pgqueue_notification_queue_usage") or 0) < 1
+        assert 0 <= (value(samples, "pgqueue_notification_queue_usage_ratio") or 0) < 1
+        # The process and the runtime, from prometheus_client's collectors.
+        assert (value(samples, "process_resident_memory_bytes") or 0) > 10_000_000
+        assert (value(samples, "process_open_fds") or 0) >= 3  # its database connections
+        assert any(name == "python_info" for name, _labels in samples)
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            scrape(port, host="127.0.0.2")  # 127.0.0.1 only, by default: not every interface
         info = [labels for (name, labels), _ in samples.items() if name == "pgqueue_worker_info"]
         assert [dict(labels)["name"] for labels in info] == ["metrics-worker"]
         assert dict(info[0])["queues"] == "reports"
@@ -114,6 +120,28 @@ def test_scraping_a_running_worker_shows_jobs_slots_queues_and_workers(
     assert "metrics.serving" in output
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         scrape(port)
+
+
+def test_metrics_addr_chooses_the_address_bound(app: App, dsn: str) -> None:
+    """Linux routes all of 127/8 to the loopback device: a worker bound to 127.0.0.2 answers
+    there and not on 127.0.0.1."""
+    port = free_port()
+    worker = spawn_cli("--app", "tests.apps.observe_app:app", "worker", "--metrics-port",
+                       str(port), "--metrics-addr", "127.0.0.2", dsn=dsn)
+    try:
+        wait_until(lambda: _answers(port, "127.0.0.2"), timeout=20, message="the endpoint")
+        assert not _answers(port, "127.0.0.1")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+    assert "metrics.serving addr=127.0.0.2" in output and "url=http://127.0.0.2:" in output
+
+
+def _answers(port: int, host: str) -> bool:
+    try:
+        return "pgqueue_worker_slots" in scrape(port, host)[0]
+    except (urllib.error.URLError, ConnectionError):
+        return False
 
 
 def test_timings_reported_by_the_worker_hook(app: App) -> None:

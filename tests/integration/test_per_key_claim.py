@@ -34,7 +34,7 @@ def _claim(conn: psycopg.Connection, worker_id: int, limit: int) -> tuple[list[s
     """(keys of the claimed jobs, rows of pgqueue.jobs this transaction read); committed."""
     with conn.transaction():
         claimed = conn.execute(query("claim_jobs"), {
-            "worker_id": worker_id, "limit": limit, "queues": ["sync"]}).fetchall()
+            "worker_id": worker_id, "limit": limit, "queues": ["sync"], "tasks": None}).fetchall()
         read = conn.execute("SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_all_tables "
                             "WHERE relid = 'pgqueue.jobs'::regclass").fetchone()[0]
     ids = [row[0] for row in claimed]

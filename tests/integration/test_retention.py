@@ -4,8 +4,9 @@ import psycopg
 import pytest
 
 import pgqueue
+from pgqueue.durations import parse_age
 from pgqueue.errors import ConfigurationError
-from pgqueue.maintenance.retention import DAY, RetentionPolicy, parse_age, prune
+from pgqueue.maintenance.retention import DAY, RetentionPolicy, prune
 from tests.helpers import run_cli, scalar, wait_until
 
 
@@ -28,9 +29,11 @@ def _counts(dsn: str) -> dict[str, int]:
 
 def test_parse_age() -> None:
     assert parse_age("90s") == 90 and parse_age("45m") == 2700 and parse_age("7d") == 7 * DAY
-    assert parse_age("2w") == 14 * DAY and parse_age("12") == 12 and parse_age("forever") is None
-    with pytest.raises(ConfigurationError):
-        parse_age("soon")
+    assert parse_age("2w") == 14 * DAY and parse_age("forever") is None
+    assert parse_age("1h30m") == 5400 and parse_age("500ms") == 0.5
+    for refused in ("soon", "12", "-1d", "7 days"):
+        with pytest.raises(ConfigurationError):
+            parse_age(refused)
 
 
 def test_prune_deletes_by_age_per_state_in_batches(conn: psycopg.Connection, dsn: str) -> None:
@@ -49,7 +52,8 @@ def test_prune_command(conn: psycopg.Connection, dsn: str) -> None:
     result = run_cli("prune", "--keep-succeeded", "1d", "--keep-failed", "5d",
                      "--keep-cancelled", "forever", dsn=dsn)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "pruned 2000 finished jobs"
+    assert result.stdout.strip() == ("pruned 2000 finished jobs; keeping succeeded 1d, "
+                                     "failed 5d, cancelled forever")
     assert _counts(dsn) == {"succeeded": 1000, "failed": 1000, "cancelled": 2000, "queued": 10}
 
 

@@ -450,7 +450,7 @@ def test_the_claim_skips_paused_queues(db: Conn, queues: list[str] | None) -> No
     emails = [add_job(db, queue="emails", run_ago=60) for _ in range(3)]
     reports = [add_job(db, queue="reports", run_ago=1) for _ in range(2)]
     db.execute("SELECT pgqueue.pause_queue('emails')")
-    params = {"worker_id": worker, "limit": 10, "queues": queues}
+    params = {"worker_id": worker, "limit": 10, "queues": queues, "tasks": None}
     claimed = {r["id"] for r in db.execute(QUERIES["claim_jobs"], params).fetchall()}
     assert claimed == set(reports)
     db.execute("SELECT pgqueue.resume_queue('emails')")

@@ -100,14 +100,6 @@ def test_stored_arguments_that_do_not_fit_fail_without_retrying(
     assert job.error and job.error.type == "InvalidArguments"
 
 
-def test_unknown_task_is_retried_then_failed_not_discarded(app: pgqueue.App, dsn: str) -> None:
-    job_id = scalar(dsn, "SELECT pgqueue.enqueue('not.registered.here', '[]', max_attempts => 2)")
-    app.run_worker(one_shot=True)
-    job = app.get_job(job_id)
-    assert (job.state, job.attempts) == ("queued", 1)
-    assert job.error and job.error.type == "UnknownTask"
-
-
 def test_claims_in_priority_then_schedule_order_and_only_due_jobs(
     app: pgqueue.App, dsn: str
 ) -> None:

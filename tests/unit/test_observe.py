@@ -27,11 +27,19 @@ def _exported_names(metrics: WorkerMetrics) -> set[str]:
 
 
 def test_every_metric_is_documented_and_every_documented_metric_exists() -> None:
-    documented = set(re.findall(r"^\| `(pgqueue_\w+)` \|", DOCS.read_text(), re.MULTILINE))
+    documented = set(re.findall(r"^\| `((?:pgqueue|process|python)_\w+)` \|", DOCS.read_text(),
+                                re.MULTILINE))
     exported = _exported_names(WorkerMetrics()) | set(LIVE_METRICS)
     counters = {name for name in exported if not name.endswith("_total")
                 and f"{name}_total" in documented}
     assert documented == (exported - counters) | {f"{name}_total" for name in counters}
+
+
+def test_gauges_of_a_fraction_say_so_in_their_name() -> None:
+    """Prometheus' naming rule: a 0..1 value is a `_ratio`."""
+    fractions = {name for name, text in LIVE_METRICS.items() if "0..1" in text}
+    assert fractions == {"pgqueue_notification_queue_usage_ratio"}
+    assert all(name.endswith("_ratio") for name in fractions)
 
 
 def _job(queue: str = "emails", due_ago: float = 0.25) -> ClaimedJob:
