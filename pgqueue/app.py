@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, overload
@@ -15,7 +17,7 @@ from pgqueue.db import (
     resolve_listen_dsn,
     resolve_pooler,
 )
-from pgqueue.errors import ConfigurationError, JobNotFound, UnknownTask
+from pgqueue.errors import ConfigurationError, JobNotFound, PgQueueWarning, UnknownTask
 from pgqueue.limits import QueueLimits
 from pgqueue.retry import RetryPolicy, coerce_retry
 from pgqueue.tasks import DEFAULT_QUEUE, Task
@@ -31,6 +33,37 @@ from pgqueue.validation import (
 
 if TYPE_CHECKING:
     from pgqueue.worker.services import ServiceContext
+
+
+def default_task_name(function: Callable[..., Any]) -> str:
+    """`module.qualname`, the name workers find the task under when they import its module.
+
+    A function defined in the program being run lives in `__main__`. Run as `python -m
+    pkg.mod`, its real module name is known (`__main__.__spec__`) and used. Run as a script
+    (`python single.py`), it is not: `__main__.add` would name no task any worker has, so
+    this warns, once, at definition (before any job is deferred under that name)."""
+    module = function.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if spec is not None and spec.name:
+            module = spec.name
+        else:
+            warnings.warn(
+                f"task {function.__qualname__!r} is defined in a script run directly, so its "
+                f"name is '__main__.{function.__qualname__}', which no worker can import: "
+                "define it in a module the worker imports (--app module:app), run the script "
+                f"with python -m, or name it: @app.task(name={function.__qualname__!r})",
+                PgQueueWarning, stacklevel=_caller_outside_this_module())
+    return f"{module}.{function.__qualname__}"
+
+
+def _caller_outside_this_module() -> int:
+    """The stacklevel of the first frame outside this file: the line that declared the task,
+    with @app.task or @app.task(...)."""
+    level, frame = 2, sys._getframe(2)
+    while frame.f_back is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class App:
@@ -126,10 +159,8 @@ class App:
         """Register a function (sync or `async def`) as a task; usable with or without ()."""
 
         def register(function: Callable[..., Any]) -> Task[Any, Any]:
-            task_name = check_name(
-                name or f"{function.__module__}.{function.__qualname__}", "task name",
-                MAX_TASK_NAME,
-            )
+            task_name = check_name(name or default_task_name(function), "task name",
+                                   MAX_TASK_NAME)
             registered: Task[Any, Any] = Task(
                 app=self, func=function, name=task_name,
                 queue=check_name(queue, "queue", MAX_QUEUE_NAME),

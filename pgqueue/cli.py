@@ -31,6 +31,7 @@ from pgqueue.errors import (
     InvalidLimit,
     JobNotFound,
     MigrationInProgress,
+    MissingExtra,
     PermissionDenied,
     PgQueueError,
     ReadOnlyDatabase,
@@ -164,10 +165,9 @@ class _HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if ("%(default)" in text or not action.option_strings
-                or action.default in (None, False, argparse.SUPPRESS)
-                or isinstance(action, argparse.BooleanOptionalAction)):
-            return text  # BooleanOptionalAction adds its own
+        if ("(default" in text or not action.option_strings  # some Pythons' BooleanOptional-
+                or action.default in (None, False, argparse.SUPPRESS)):  # Action add their own
+            return text
         return f"{text} (default: %(default)s)"
 
 
@@ -403,6 +403,8 @@ def run_command(args: argparse.Namespace, app: App, out: Out = print) -> int:
         raise CommandError(str(exc), EXIT_DATABASE_UNAVAILABLE) from exc
     except JobNotFound as exc:
         raise CommandError(str(exc), EXIT_NOT_FOUND) from exc
+    except MissingExtra as exc:  # before ConfigurationError, its base: says all it needs to
+        raise CommandError(str(exc), EXIT_USAGE) from exc
     except (EnqueueError, ConfigurationError) as exc:
         raise CommandError(f"{type(exc).__name__}: {exc}", EXIT_USAGE) from exc
 

@@ -93,6 +93,10 @@ class InvalidName(EnqueueError):
     """Queue and task names must be 1 to 200 printable characters."""
 
 
+class PgQueueWarning(UserWarning):
+    """Something will not work as the code reads (a task name no worker can find)."""
+
+
 class Retry(Exception):
     """Raised inside a task to run it again later without counting a failed attempt."""
 

@@ -441,6 +441,10 @@ def unserved_jobs() -> Call[list[Row]]:
     return Call("unserved_jobs")
 
 
+def delete_all_jobs() -> Call[None]:
+    return Call("delete_all_jobs", {}, lambda rows: None)
+
+
 def count_prunable_jobs(
     *, keep_succeeded: float | None, keep_failed: float | None, keep_cancelled: float | None,
 ) -> Call[dict[str, int]]:

@@ -603,6 +603,11 @@ SELECT pgqueue.prune_batch(
 -- Due jobs no live worker can claim, per queue and task (migration 0015): `pgqueue stats`.
 SELECT queue, task_name, due FROM pgqueue.unserved_jobs;
 
+-- name: delete_all_jobs
+-- pgqueue.testing: forget every job between two tests of a user's suite (never used by the
+-- engine). DELETE, not TRUNCATE: it takes no lock a worker of another test could wait behind.
+DELETE FROM pgqueue.jobs;
+
 -- name: count_prunable_jobs
 -- What prune_finished_jobs would delete now, per state (`pgqueue prune --dry-run`): the same
 -- predicate as pgqueue.prune_batch, counted through jobs_finished_at_idx.
