@@ -25,6 +25,7 @@ CREATE OR REPLACE FUNCTION pgqueue.claimable_job_ids(max_jobs integer, served_qu
 RETURNS bigint[]
 LANGUAGE plpgsql VOLATILE
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET jit = off
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     limited boolean := EXISTS (SELECT 1 FROM pgqueue.queue_limits);
