@@ -67,8 +67,8 @@ class QueueLimitsForm(forms.ModelForm):
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
     list_display = ("queue_name", "state", "due", "scheduled", "waiting_on_lock",
-                    "running_of_limit", "failed_jobs", "oldest_wait", "wait_p50", "wait_p95",
-                    "limits", "held_back")
+                    "running_of_limit", "failed_jobs", "oldest_wait", "waits", "limits",
+                    "held_back")
     list_display_links = ("queue_name",)
     actions = ("pause_selected", "resume_selected")
     paginator = SmallListPaginator  # the view scans the jobs table: read it once per page
@@ -117,6 +117,13 @@ class QueueAdmin(admin.ModelAdmin):
     @admin.display(description="oldest wait")
     def oldest_wait(self, queue: Queue) -> str:
         return seconds(queue.oldest_waiting_seconds)
+
+    @admin.display(description="wait p50 / p95")
+    def waits(self, queue: Queue) -> str:
+        """Over the attempts started in the last 5 minutes."""
+        if queue.wait_p50_seconds is None:
+            return NONE
+        return f"{seconds(queue.wait_p50_seconds)} / {seconds(queue.wait_p95_seconds)}"
 
     @admin.display(description="wait p50 (5 min)")
     def wait_p50(self, queue: Queue) -> str:
