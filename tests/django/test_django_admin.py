@@ -159,8 +159,13 @@ def test_list_pages_stay_fast_on_a_million_jobs(million_jobs) -> None:
     cl = client.get(CHANGELIST).context["cl"]
     assert cl.paginator.estimated and cl.result_count > 500_000
     assert len(cl.result_list) == 50
-    started = time.monotonic()
-    assert client.get(reverse("admin:pgqueue_queue_changelist")).status_code == 200
-    elapsed = time.monotonic() - started
+    with CaptureQueriesContext(connection) as queries:
+        started = time.monotonic()
+        assert client.get(reverse("admin:pgqueue_queue_changelist")).status_code == 200
+        elapsed = time.monotonic() - started
+    reads = [q for q in queries.captured_queries if "queue_overview" in q["sql"]]
+    assert len(reads) == 1, "the queues page reads its view (a scan of the jobs table) once"
     print(f"admin queues page: {elapsed * 1000:.0f} ms")
-    assert elapsed < 5.0
+    # One scan of the table (2.7 s alone on 2 cores, up to 6 s beside other test runs): the
+    # bound only catches a blow-up; the single read above is the guarantee.
+    assert elapsed < 20.0

@@ -1,6 +1,9 @@
-"""The jobs admin in a real browser: Debian's headless Chromium, driven through ChromeDriver's
-WebDriver protocol (plain HTTP, no client library), logs in, opens the job list and the queue
-summary, and takes screenshots that the test checks (size, and that they are not blank)."""
+"""The admin in a real browser: Debian's headless Chromium, driven through ChromeDriver's
+WebDriver protocol (plain HTTP, no client library), 1,400 px wide, logs in and opens every
+page an operator uses (the job list, a failed job, queues, a queue's limits, periodic
+schedules, workers), checks that what must be seen is on the first screen, and takes
+screenshots (checked for size and not blank; with PGQUEUE_KEEP_SCREENSHOTS=docs they are
+written where docs/django.md shows them)."""
 
 from __future__ import annotations
 
@@ -16,19 +19,26 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from djtesting import HERE, wait_until
+from django.db import connection
+from django.utils import timezone
+from djtesting import HERE, spawn_manage, wait_until
 from shop.tasks import email_order
 
+from pgqueue import store
 from pgqueue.contrib.django.app import app
+from pgqueue.contrib.django.models import Job, Worker
+from pgqueue.periodic import Schedule as PeriodicSchedule
+from pgqueue.periodic import save_schedule
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-WIDTH, HEIGHT = 1280, 900
+WIDTH, HEIGHT = 1400, 900
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
@@ -184,37 +194,123 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         driver.wait(timeout=30)
 
 
-def test_admin_job_list_and_summary_in_headless_chromium(live_server, browser, tmp_path) -> None:
-    User.objects.filter(username="browser").delete()
-    User.objects.create_superuser("browser", "browser@example.com", "correct horse")
+def _on_first_screen(browser: Browser, css: str) -> bool:
+    """The element is inside the window as it opens, without scrolling."""
+    return bool(browser.script(
+        f"const e = document.querySelector({json.dumps(css)}); if (!e) return false;"
+        " const r = e.getBoundingClientRect();"
+        " return r.width > 0 && r.top >= 0 && r.left >= 0"
+        " && r.bottom <= innerHeight && r.right <= innerWidth;"))
+
+
+def _operators_day() -> int:
+    """Jobs, a failure, limits, a pause and schedules: what the pages show. The failed job's id."""
     for reference in ("K-1", "K-2"):
         email_order.defer(reference)
     email_order.using(queue="bulk").defer("K-3")
+    email_order.using(queue="reports", run_at=timezone.now() + timedelta(hours=2)).defer("K-4")
     app.run_worker(one_shot=True, queues=["emails"])
+    failed = app.get_task("newsletter.tasks.notify_user").using(queue="mail").defer(10**6)
+    Job.objects.filter(pk=failed).update(max_attempts=1)
+    app.run_worker(one_shot=True, queues=["mail"])
+    for name, value in (("concurrency", "2"), ("rate_limit", "100/m")):
+        app.db.run(store.set_queue_limit(queue="bulk", limit_name=name, limit_value=value))
+    app.db.run(store.pause_queue(queue="reports"))
+    save_schedule(app, PeriodicSchedule(task_name="shop.tasks.email_order", id="hourly-digest",
+                                        every=timedelta(hours=1), args=["digest"]))
+    save_schedule(app, PeriodicSchedule(task_name="shop.tasks.email_order", id="nightly-report",
+                                        cron="0 3 * * *", args=["nightly"]))
+    return failed
 
-    browser.go(f"{live_server}/admin/login/?next=/admin/pgqueue/job/")
-    browser.type("#id_username", "browser")
-    browser.type("#id_password", "correct horse")
-    browser.click("input[type=submit]")
-    wait_until(lambda: "Select job to change" in browser.source(), timeout=30,
-               message="the job list")
-    page = browser.source()
-    assert "shop.tasks.email_order" in page and "succeeded" in page and "bulk" in page
 
+def _shoot(browser: Browser, name: str, shots: dict[str, bytes]) -> None:
     shot = browser.screenshot()
-    (tmp_path / "jobs.png").write_bytes(shot)
     width, height, colours = png_facts(shot)
-    assert width == WIDTH and height > HEIGHT // 2
-    assert (width, height) == browser.viewport()
-    assert colours > 8, "the screenshot looks blank"
+    assert (width, height) == browser.viewport() and width == WIDTH, (name, width, height)
+    assert colours > 8, f"the screenshot of {name} looks blank"
+    shots[name] = shot
 
-    browser.go(f"{live_server}/admin/pgqueue/job/summary/")
-    assert "Oldest waiting" in browser.source()
-    summary = browser.screenshot()
-    width, height, colours = png_facts(summary)
-    assert (width, height) == browser.viewport() and colours > 8
-    if os.environ.get("PGQUEUE_KEEP_SCREENSHOTS"):
-        target = Path(os.environ["PGQUEUE_KEEP_SCREENSHOTS"])
+
+def test_every_admin_page_in_headless_chromium(live_server, browser, clean_jobs,
+                                               tmp_path) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM pgqueue.queue_limits; DELETE FROM pgqueue.paused_queues; "
+                       "DELETE FROM pgqueue.schedules")
+    User.objects.filter(username="browser").delete()
+    User.objects.create_superuser("browser", "browser@example.com", "correct horse")
+    failed = _operators_day()
+    shots: dict[str, bytes] = {}
+
+    try:
+        browser.go(f"{live_server}/admin/login/?next=/admin/pgqueue/job/")
+        browser.type("#id_username", "browser")
+        browser.type("#id_password", "correct horse")
+        browser.click("input[type=submit]")
+        wait_until(lambda: "Select job to change" in browser.source(), timeout=30,
+                   message="the job list")
+        page = browser.source()
+        _shoot(browser, "admin-jobs", shots)
+        assert "shop.tasks.email_order" in page and "succeeded" in page and "bulk" in page
+        # The error column of the newest (failed) job fits the 1,400 px window.
+        assert _on_first_screen(browser, "#result_list tbody tr:first-child .pgq-error-cell")
+        for element in ("#changelist-filter h2", "th.column-when_display",
+                        "#result_list tbody tr:first-child td.field-when_display"):
+            assert _on_first_screen(browser, element), element
+
+        browser.go(f"{live_server}/admin/pgqueue/job/{failed}/change/")
+        wait_until(lambda: 'id="job-summary"' in browser.source(), timeout=30,
+                   message="the job page")
+        for element in ("#job-retry", "#job-error .pgq-error-head", "#job-traceback"):
+            assert _on_first_screen(browser, element), element
+        assert "DoesNotExist" in browser.script(
+            "return document.querySelector('#job-error').innerText")
+        _shoot(browser, "admin-job-failed", shots)
+
+        browser.go(f"{live_server}/admin/pgqueue/queue/")
+        wait_until(lambda: "Select queue to change" in browser.source(), timeout=30,
+                   message="the queues page")
+        page = browser.source()
+        assert "2 at once, 100/m" in page and "pgq-paused" in page
+        for column in ("column-limits", "column-held_back", "column-waits"):
+            assert _on_first_screen(browser, f"th.{column}"), column
+        _shoot(browser, "admin-queues", shots)
+
+        browser.go(f"{live_server}/admin/pgqueue/queue/bulk/change/")
+        wait_until(lambda: "id_rate_limit" in browser.source(), timeout=30,
+                   message="the limits form")
+        assert browser.script("return document.querySelector('#id_rate_limit').value") == "100/m"
+        assert _on_first_screen(browser, "#id_concurrency")
+        _shoot(browser, "admin-queue-limits", shots)
+
+        worker = spawn_manage(clean_jobs, "pgqueue", "worker", "--concurrency", "4",
+                              log=tmp_path / "worker.log")
+        try:
+            wait_until(lambda: Worker.objects.filter(alive=True, server_connections=3).exists(),
+                       timeout=30, message="a worker to register")
+            browser.go(f"{live_server}/admin/pgqueue/worker/")
+            wait_until(lambda: "Select worker to" in browser.source(), timeout=30,
+                       message="the workers page")
+            assert "pgq-alive" in browser.source()
+            for column in ("column-slots_busy", "column-server_connections",
+                           "column-last_heartbeat"):
+                assert _on_first_screen(browser, f"th.{column}"), column
+            _shoot(browser, "admin-workers", shots)
+            browser.go(f"{live_server}/admin/pgqueue/schedule/")
+            wait_until(lambda: "hourly-digest" in browser.source(), timeout=30,
+                       message="the schedules page")
+            assert "every 1h" in browser.source() and "0 3 * * *" in browser.source()
+            assert _on_first_screen(browser, "th.column-next_run")
+            _shoot(browser, "admin-schedules", shots)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+        # Django 6 styles its breadcrumbs as a list: the pages above use the stock templates.
+        assert browser.script("return getComputedStyle(document.querySelector("
+                              "'.breadcrumbs')).backgroundColor") not in ("", "rgba(0, 0, 0, 0)")
+    finally:  # written even when an assertion fails, to look at what the browser saw
+        keep = os.environ.get("PGQUEUE_KEEP_SCREENSHOTS")
+        target = Path(keep) if keep else tmp_path
         target.mkdir(parents=True, exist_ok=True)
-        (target / "admin-jobs.png").write_bytes(shot)
-        (target / "admin-summary.png").write_bytes(summary)
+        for name, shot in shots.items():
+            (target / f"{name}.png").write_bytes(shot)

@@ -8,7 +8,6 @@ ORM updates, so the state machine keeps one implementation.
 
 from __future__ import annotations
 
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from pgqueue.types import JobState
@@ -62,6 +61,14 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.task_name} ({self.state})"
+
+
+class TextList(models.Field):
+    """A ``text[]`` column of a view, read as a list (psycopg decodes it); unlike ArrayField it
+    needs no ``django.contrib.postgres`` in INSTALLED_APPS (Django 6 checks for it)."""
+
+    def db_type(self, connection: object) -> str:
+        return "text[]"
 
 
 class Queue(models.Model):
@@ -153,14 +160,14 @@ class Worker(models.Model):
     name = models.TextField()
     hostname = models.TextField()
     pid = models.IntegerField()
-    queues = ArrayField(models.TextField(), null=True)
+    queues = TextList(null=True)
     concurrency = models.IntegerField()
     alive = models.BooleanField()
     heartbeat_age_seconds = models.FloatField(null=True)
     started_at = models.DateTimeField()
     uptime_seconds = models.FloatField()
     running_jobs = models.BigIntegerField()
-    running_tasks = ArrayField(models.TextField(), null=True)
+    running_tasks = TextList(null=True)
     longest_running_seconds = models.FloatField(null=True)
     server_connections = models.IntegerField(null=True)
 

@@ -40,11 +40,3 @@ def planner_estimate(queryset: Any) -> int:
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
 
-
-class SmallListPaginator(Paginator):
-    """For lists of a few hundred rows from an expensive view (the queues page): the rows are
-    read once, and counted and paged in memory, instead of one query to count and one per
-    page."""
-
-    def __init__(self, object_list: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(list(object_list), *args, **kwargs)

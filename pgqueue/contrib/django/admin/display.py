@@ -23,13 +23,18 @@ NONE = "\u2013"
 _FRAME = re.compile(r'^  File "(?P<path>[^"]+)", line \d+, in ')
 
 
-def when(value: datetime | None) -> SafeString | str:
-    """A time to the second in the current time zone (the full value on hover)."""
+def when(value: datetime | None, *, short: bool = False) -> SafeString | str:
+    """A time to the second in the current time zone (the full value on hover); `short`, for
+    lists: the time alone today, the month and day before it otherwise."""
     if value is None:
         return NONE
     local = timezone.localtime(value) if timezone.is_aware(value) else value
+    shown = local.strftime("%Y-%m-%d %H:%M:%S")
+    if short:
+        today = local.date() == timezone.localtime().date()
+        shown = local.strftime("%H:%M:%S" if today else "%b %d %H:%M:%S")
     return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(),
-                       local.isoformat(), local.strftime("%Y-%m-%d %H:%M:%S"))
+                       local.isoformat(), shown)
 
 
 def seconds(value: float | timedelta | None) -> str:

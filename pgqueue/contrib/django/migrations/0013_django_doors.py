@@ -1,11 +1,11 @@
-# ruff: noqa: E501, RUF012
+# ruff: noqa: RUF012
 """Runs migrations_sql/0013_django_doors.sql, and declares the unmanaged models of the admin's
 pages: Queue (pgqueue.queue_overview), Schedule (pgqueue.schedules), Worker
 (pgqueue.workers_overview)."""
 
-import django.contrib.postgres.fields
 from django.db import migrations, models
 
+import pgqueue.contrib.django.models
 from pgqueue.contrib.django.operations import RunSqlFile
 
 
@@ -91,14 +91,14 @@ class Migration(migrations.Migration):
                 ("name", models.TextField()),
                 ("hostname", models.TextField()),
                 ("pid", models.IntegerField()),
-                ("queues", django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), null=True, size=None)),
+                ("queues", pgqueue.contrib.django.models.TextList(null=True)),
                 ("concurrency", models.IntegerField()),
                 ("alive", models.BooleanField()),
                 ("heartbeat_age_seconds", models.FloatField(null=True)),
                 ("started_at", models.DateTimeField()),
                 ("uptime_seconds", models.FloatField()),
                 ("running_jobs", models.BigIntegerField()),
-                ("running_tasks", django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), null=True, size=None)),
+                ("running_tasks", pgqueue.contrib.django.models.TextList(null=True)),
                 ("longest_running_seconds", models.FloatField(null=True)),
                 ("server_connections", models.IntegerField(null=True)),
             ],
