@@ -92,7 +92,7 @@ GRANT INSERT (id, task_name, queue, args, kwargs, priority, run_at, max_attempts
               timeout_seconds, unique_key, lock, concurrency_key)
     ON pgqueue.jobs TO pgqueue_worker;
 GRANT UPDATE (state, attempts, worker_id, claim_token, abort_requested, run_at, started_at,
-              finished_at, result, error_type, error_message, error_traceback)
+              finished_at, result, error_type, error_message, error_traceback, errors)
     ON pgqueue.jobs TO pgqueue_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON pgqueue.workers TO pgqueue_worker;
 GRANT SELECT ON pgqueue.migrations, pgqueue.paused_queues TO pgqueue_worker;

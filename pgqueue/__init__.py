@@ -9,6 +9,7 @@ from pgqueue.errors import (
     DatabaseUnavailable,
     DuplicateJob,
     EnqueueError,
+    Fail,
     InvalidArguments,
     InvalidName,
     InvalidPriority,
@@ -22,14 +23,16 @@ from pgqueue.errors import (
 )
 from pgqueue.retry import RetryPolicy
 from pgqueue.tasks import Task
-from pgqueue.types import Job, JobState
+from pgqueue.types import AttemptError, Job, JobState
 
 __all__ = [
     "App",
+    "AttemptError",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DuplicateJob",
     "EnqueueError",
+    "Fail",
     "InvalidArguments",
     "InvalidName",
     "InvalidPriority",

@@ -88,6 +88,14 @@ class Retry(Exception):
         self.delay = float(delay)
 
 
+class Fail(Exception):
+    """Raised inside a task to fail its job at once, whatever attempts remain."""
+
+    def __init__(self, reason: str = "the task gave up") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ClaimLost(PgQueueError):
     """The job's claim was lost (rescued after a stall, or cancelled): its outcome is void."""
 

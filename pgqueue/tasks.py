@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
 from pgqueue import store
 from pgqueue.errors import ConfigurationError, DatabaseUnavailable, DuplicateJob, InvalidArguments
-from pgqueue.retry import RetryPolicy
+from pgqueue.retry import RetryPolicy, coerce_retry
+from pgqueue.types import ClaimedJob, JobError
 from pgqueue.validation import (
     MAX_QUEUE_NAME,
     MAX_UNIQUE_KEY,
     check_name,
     check_priority,
     check_schedule,
+    check_timeout,
     encode_arguments,
 )
 
@@ -63,6 +65,9 @@ class Task(Generic[P, R]):
     """Jobs sharing it run one at a time, in enqueue order: see `using`."""
     concurrency_key: str | None = None
     """Counted against the queue's per_key_concurrency (App.queue)."""
+    on_failure: Callable[[ClaimedJob, JobError], Any] | None = None
+    """Called once a job of this task has failed for good (after its last attempt, or
+    `pgqueue.Fail`), with the job and its error: pgqueue/worker/failure_hooks.py."""
 
     @property
     def is_async(self) -> bool:
@@ -77,6 +82,7 @@ class Task(Generic[P, R]):
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         unique_key: str | None = None, on_conflict: OnConflict | None = None,
         lock: str | None = None, concurrency_key: str | None = None,
+        retry: int | bool | None = None, timeout: float | None = None,
     ) -> Task[P, R]:
         """A copy deferring with other options; the original is unchanged.
 
@@ -89,8 +95,21 @@ class Task(Generic[P, R]):
         of it have finished. Other jobs are not held up.
 
         `concurrency_key`: at most the queue's `per_key_concurrency` jobs with the same key run
-        at once (`App.queue`), on all workers together."""
+        at once (`App.queue`), on all workers together.
+
+        `retry` (a number of retries, or a bool) and `timeout` (seconds) hold for the jobs
+        this copy defers: both are stored with each job. The backoff and the exceptions worth
+        a retry stay the task's own (a callable cannot be stored with a job)."""
         changes: dict[str, Any] = {}
+        if retry is not None:
+            if isinstance(retry, RetryPolicy):
+                raise ConfigurationError(
+                    "using(retry=...) takes a number of retries or a bool: a RetryPolicy's "
+                    "backoff and exception filters are declared on the task (@app.task(retry=))")
+            changes["retry"] = dataclasses.replace(
+                self.retry, max_attempts=coerce_retry(retry).max_attempts)
+        if timeout is not None:
+            changes["timeout"] = check_timeout(timeout)
         if concurrency_key is not None:
             changes["concurrency_key"] = check_name(concurrency_key, "concurrency key",
                                                     MAX_UNIQUE_KEY)

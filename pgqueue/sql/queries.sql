@@ -114,7 +114,7 @@ WHERE j.id = ANY((SELECT pgqueue.claimable_job_ids(%(limit)s, %(queues)s::text[]
 RETURNING j.id, j.task_name, j.queue, j.args::text, j.kwargs::text, j.priority, j.attempts,
           j.max_attempts, j.claim_token,
           least(greatest(j.enqueued_at, '0001-01-02Z'), '9999-12-30Z') AS enqueued_at,
-          least(greatest(j.run_at, '0001-01-02Z'), '9999-12-30Z') AS run_at;
+          least(greatest(j.run_at, '0001-01-02Z'), '9999-12-30Z') AS run_at, j.timeout_seconds;
 
 -- name: bound_transaction
 -- First statement of a worker's explicit transaction behind a transaction-mode pooler, where
@@ -187,10 +187,12 @@ WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
 RETURNING j.id;
 
 -- name: mark_failed
--- Final failure: the error is kept for the operator.
+-- Final failure: the error is kept for the operator, and appended to the attempts' history.
 UPDATE pgqueue.jobs AS j
 SET state = 'failed', finished_at = now(), worker_id = NULL,
-    error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback
+    error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback,
+    errors = pgqueue.with_attempt_error(j.errors, j.attempts, j.worker_id, o.error_type,
+                                        o.error_message, o.traceback)
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(error_types)s::text[],
             %(error_messages)s::text[], %(tracebacks)s::text[])
      AS o(id, token, error_type, error_message, traceback),
@@ -214,7 +216,9 @@ RETURNING j.id;
 UPDATE pgqueue.jobs AS j
 SET state = 'queued', worker_id = NULL, claim_token = NULL,
     run_at = now() + make_interval(secs => o.delay), attempts = j.attempts - o.refund,
-    error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback
+    error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback,
+    errors = pgqueue.with_attempt_error(j.errors, j.attempts, j.worker_id, o.error_type,
+                                        o.error_message, o.traceback)
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(delays)s::float8[], %(refunds)s::int[],
             %(error_types)s::text[], %(error_messages)s::text[], %(tracebacks)s::text[])
      AS o(id, token, delay, refund, error_type, error_message, traceback),
@@ -257,7 +261,11 @@ WITH live_workers AS (
         error_type = 'WorkerLost',
         error_message = format('worker %%s stopped heartbeating while running attempt %%s',
                                coalesce(j.worker_id::text, '?'), j.attempts),
-        error_traceback = NULL
+        error_traceback = NULL,
+        errors = pgqueue.with_attempt_error(
+            j.errors, j.attempts, j.worker_id, 'WorkerLost',
+            format('worker %%s stopped heartbeating while running attempt %%s',
+                   coalesce(j.worker_id::text, '?'), j.attempts), NULL)
     FROM stalled
     WHERE j.id = stalled.id
     RETURNING j.id, j.state
@@ -302,14 +310,14 @@ DELETE FROM pgqueue.workers WHERE id = %(worker_id)s;
 -- name: get_job
 SELECT id, task_name, queue, args, kwargs, priority, state::text, run_at, attempts, max_attempts,
        worker_id, claim_token, abort_requested, enqueued_at, started_at, finished_at,
-       error_type, error_message, error_traceback, result
+       error_type, error_message, error_traceback, result, errors
 FROM pgqueue.jobs WHERE id = %(id)s;
 
 -- name: list_jobs
 -- Newest first; every filter is optional.
 SELECT id, task_name, queue, args, kwargs, priority, state::text, run_at, attempts, max_attempts,
        worker_id, claim_token, abort_requested, enqueued_at, started_at, finished_at,
-       error_type, error_message, error_traceback, result
+       error_type, error_message, error_traceback, result, errors
 FROM pgqueue.jobs
 WHERE (%(state)s::pgqueue.job_state IS NULL OR state = %(state)s::pgqueue.job_state)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)

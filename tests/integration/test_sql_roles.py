@@ -119,6 +119,8 @@ def test_worker_runs_jobs_but_cannot_steer_the_queue(roles: Roles,
     assert result.returncode == 0, result.stdout + result.stderr
     states = dict(owner.execute("SELECT id, state::text FROM pgqueue.jobs").fetchall())
     assert states == {ok[0]: "succeeded", bad[0]: "failed"}
+    assert owner.execute("SELECT jsonb_array_length(errors) FROM pgqueue.jobs WHERE id = %s",
+                         (bad[0],)).fetchone() == (1,)  # the history, written as the worker
     assert owner.execute("SELECT count(*) FROM pgqueue.workers").fetchone() == (0,)
 
     with app_on(observe_app.app, roles.dsn_as(roles.worker)) as worker_app:
