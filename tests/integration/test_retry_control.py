@@ -120,3 +120,16 @@ def test_per_call_retry_policy_is_refused_with_the_reason() -> None:
         retry_app.flaky.using(retry=pgqueue.RetryPolicy(max_attempts=2))
     with pytest.raises(ConfigurationError):
         retry_app.flaky.using(timeout=-1)
+
+
+def test_a_rescue_adds_worker_lost_to_the_history(app: pgqueue.App, dsn: str) -> None:
+    from pgqueue import store
+    from tests.helpers import scalar
+
+    job_id = retry_app.succeeds.defer()
+    scalar(dsn, "UPDATE pgqueue.jobs SET state = 'running', attempts = 1, worker_id = 424242, "
+                "claim_token = gen_random_uuid() WHERE id = %s RETURNING id", (job_id,))
+    assert app.db.run(store.rescue_stalled_jobs(heartbeat_timeout=30)) == [(job_id, "queued")]
+    job = app.get_job(job_id)
+    assert [(e.attempt, e.type, e.worker_id) for e in job.errors] == [(1, "WorkerLost", 424242)]
+    assert job.errors[0].message == "worker 424242 stopped heartbeating while running attempt 1"
