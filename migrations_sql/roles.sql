@@ -61,6 +61,10 @@ REVOKE EXECUTE ON FUNCTION pgqueue.retry_job(bigint), pgqueue.cancel_job(bigint)
     pgqueue.retry_failed(text, timestamptz, text), pgqueue.pause_queue(text, text),
     pgqueue.resume_queue(text), pgqueue.pause_schedule(text), pgqueue.resume_schedule(text),
     pgqueue.prune_batch(interval, interval, interval, integer) FROM PUBLIC;
+-- enqueue_after is SECURITY DEFINER (it marks parents a producer cannot update): producers and
+-- workers only, granted below.
+REVOKE EXECUTE ON FUNCTION pgqueue.enqueue_after(bigint[], text, text, text, jsonb, jsonb,
+    integer, timestamptz, integer, double precision, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE pgqueue.prune(interval, interval, interval, integer, bigint)
     FROM PUBLIC;
 
@@ -80,6 +84,9 @@ GRANT USAGE ON SEQUENCE pgqueue.jobs_id_seq TO pgqueue_producer;
 GRANT EXECUTE ON FUNCTION pgqueue.enqueue(text, jsonb, text, integer, timestamptz, integer, text,
                                           text)
     TO pgqueue_producer;
+GRANT EXECUTE ON FUNCTION pgqueue.enqueue_after(bigint[], text, text, text, jsonb, jsonb,
+    integer, timestamptz, integer, double precision, text, text)
+    TO pgqueue_producer, pgqueue_worker;
 
 -- worker -------------------------------------------------------------------------------------
 -- Jobs: what a producer may insert (follow-up jobs, periodic ticks), and a job's life cycle

@@ -19,6 +19,7 @@ from pgqueue.errors import (
     PgQueueError,
     Retry,
     SchemaMissing,
+    UnknownParent,
     UnknownTask,
 )
 from pgqueue.retry import RetryPolicy
@@ -47,5 +48,6 @@ __all__ = [
     "RetryPolicy",
     "SchemaMissing",
     "Task",
+    "UnknownParent",
     "UnknownTask",
 ]

@@ -60,6 +60,10 @@ class UnknownTask(EnqueueError):
     """No task is registered under this name."""
 
 
+class UnknownParent(EnqueueError):
+    """`depends_on` names a job that does not exist (or was already pruned)."""
+
+
 class InvalidArguments(EnqueueError):
     """Task arguments must survive a JSON round-trip unchanged."""
 

@@ -19,6 +19,8 @@ class JobState(enum.StrEnum):
     QUEUED = "queued"
     WAITING = "waiting"
     """Behind an unfinished job of the same lock; queued when that one finishes."""
+    BLOCKED = "blocked"
+    """Waiting for its parent jobs (`using(depends_on=...)`) to succeed."""
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"

@@ -11,6 +11,15 @@ VALUES (%(task_name)s, %(queue)s, %(args)s, %(kwargs)s, %(priority)s,
         %(timeout_seconds)s, %(lock)s, %(concurrency_key)s)
 RETURNING id;
 
+-- name: insert_dependent_job
+-- Enqueue a job that runs after its parents: one call to pgqueue.enqueue_after (migration
+-- 0018), which locks the parents, refuses unknown ids and writes the job and its edges at once.
+SELECT pgqueue.enqueue_after(
+    %(parent_ids)s::bigint[], %(on_parent_failure)s, %(task_name)s, %(queue)s, %(args)s::jsonb,
+    %(kwargs)s::jsonb, %(priority)s,
+    coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
+    %(timeout_seconds)s, %(unique_key)s, %(concurrency_key)s) AS id;
+
 -- name: insert_unique_job
 -- Enqueue a job unless one holding its unique key is queued or running; returns (id, created).
 -- ON CONFLICT on jobs_unique_key_idx decides (two producers cannot both insert); the second
@@ -337,15 +346,17 @@ WITH retried AS (
 SELECT id FROM retried, LATERAL (SELECT pg_notify('pgqueue_jobs', '')) AS wake;
 
 -- name: cancel_job
--- A queued or waiting job is cancelled at once; a running one gets an abort request its worker
--- acts on (told by NOTIFY now, or by its next heartbeat if the notification is missed).
+-- A queued, waiting or blocked job is cancelled at once (a blocked one's own dependents with
+-- it, by the trigger of migration 0018); a running one gets an abort request its worker acts on
+-- (told by NOTIFY now, or by its next heartbeat if the notification is missed).
 WITH cancelled AS (
     UPDATE pgqueue.jobs
-    SET state = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled'
+    SET state = CASE WHEN state IN ('queued', 'waiting', 'blocked') THEN 'cancelled'
                      ELSE state END::pgqueue.job_state,
-        finished_at = CASE WHEN state IN ('queued', 'waiting') THEN now() ELSE finished_at END,
+        finished_at = CASE WHEN state IN ('queued', 'waiting', 'blocked') THEN now()
+                           ELSE finished_at END,
         abort_requested = (state = 'running')
-    WHERE id = %(id)s AND state IN ('queued', 'waiting', 'running')
+    WHERE id = %(id)s AND state IN ('queued', 'waiting', 'blocked', 'running')
     RETURNING id, state::text AS state, worker_id
 )
 SELECT cancelled.state FROM cancelled

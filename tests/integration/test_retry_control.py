@@ -3,26 +3,16 @@ exception, per-call retry/timeout, every attempt's error kept, and on_failure ca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import pgqueue
 from pgqueue.errors import ConfigurationError
 from tests.apps import retry_app
 from tests.helpers import wait_until
-
-
-@pytest.fixture
-def app(dsn: str) -> Iterator[pgqueue.App]:
-    retry_app.app.dsn = dsn
-    retry_app.calls.clear()
-    yield retry_app.app
-    retry_app.app.close()
-
-
-def _run(app: pgqueue.App) -> None:
-    assert app.run_worker(one_shot=True, poll_interval=0.05) == 0
+from tests.integration.retry_app_fixtures import (  # noqa: F401 (a fixture)
+    retry_app_on_test_database,
+    run_one_shot,
+)
 
 
 def _hook_calls(kind: str = "on_failure") -> list[object]:
@@ -31,7 +21,7 @@ def _hook_calls(kind: str = "on_failure") -> list[object]:
 
 def test_retry_on_retries_listed_errors_until_attempts_run_out(app: pgqueue.App) -> None:
     job_id = retry_app.flaky.defer("connection")
-    _run(app)
+    run_one_shot(app)
     job = wait_until(lambda: _hook_calls() and app.get_job(job_id))
     assert (job.state, job.attempts) == ("failed", 5)
     assert [e.type for e in job.errors] == ["ConnectionError"] * 5
@@ -47,7 +37,7 @@ def test_errors_not_worth_a_retry_fail_at_once(
     app: pgqueue.App, kind: str, error_type: str,
 ) -> None:
     job_id = retry_app.flaky.defer(kind)
-    _run(app)
+    run_one_shot(app)
     job = app.get_job(job_id)
     assert (job.state, job.attempts, job.max_attempts) == ("failed", 1, 5)
     assert [e.type for e in job.errors] == [error_type]
@@ -57,7 +47,7 @@ def test_errors_not_worth_a_retry_fail_at_once(
 
 def test_fail_ends_the_job_at_once_with_its_reason(app: pgqueue.App) -> None:
     job_id = retry_app.gives_up.defer("card declined")
-    _run(app)
+    run_one_shot(app)
     job = app.get_job(job_id)
     assert (job.state, job.attempts, job.max_attempts) == ("failed", 1, 11)
     assert job.error is not None
@@ -66,7 +56,7 @@ def test_fail_ends_the_job_at_once_with_its_reason(app: pgqueue.App) -> None:
 
 def test_backoff_callable_receives_the_exception(app: pgqueue.App) -> None:
     job_id = retry_app.fails_with_attempt.defer()
-    _run(app)
+    run_one_shot(app)
     assert app.get_job(job_id).attempts == 3
     assert _hook_calls("backoff") == [(1, "KeyError", "'attempt 1'"),
                                       (2, "KeyError", "'attempt 2'")]
@@ -90,14 +80,14 @@ def test_every_attempts_error_is_kept_with_worker_and_time(app: pgqueue.App) -> 
 
 def test_a_job_that_never_failed_has_no_error_history(app: pgqueue.App) -> None:
     job_id = retry_app.succeeds.defer()
-    _run(app)
+    run_one_shot(app)
     assert app.get_job(job_id).errors == ()
     assert _hook_calls() == []  # on_failure is for failures only
 
 
 def test_async_on_failure_hook_runs_once(app: pgqueue.App) -> None:
     job_id = retry_app.fails_once.defer()
-    _run(app)
+    run_one_shot(app)
     wait_until(lambda: _hook_calls("async_on_failure"))
     assert _hook_calls("async_on_failure") == [(job_id, "RuntimeError")]
 
@@ -106,7 +96,7 @@ def test_per_call_retry_and_timeout_are_stored_with_the_job(app: pgqueue.App) ->
     no_retry = retry_app.flaky.using(retry=0).defer("connection")
     slow = retry_app.sleeps.using(timeout=0.2, retry=False).defer(30)
     plain = retry_app.sleeps.defer(0.01)
-    _run(app)
+    run_one_shot(app)
     assert (app.get_job(no_retry).state, app.get_job(no_retry).attempts) == ("failed", 1)
     timed_out = app.get_job(slow)
     assert timed_out.state == "failed"
