@@ -61,6 +61,10 @@ REVOKE EXECUTE ON FUNCTION pgqueue.retry_job(bigint), pgqueue.cancel_job(bigint)
     pgqueue.retry_failed(text, timestamptz, text), pgqueue.pause_queue(text, text),
     pgqueue.resume_queue(text), pgqueue.pause_schedule(text), pgqueue.resume_schedule(text),
     pgqueue.prune_batch(interval, interval, interval, integer) FROM PUBLIC;
+-- enqueue_after is SECURITY DEFINER (it marks parents a producer cannot update): producers and
+-- workers only, granted below.
+REVOKE EXECUTE ON FUNCTION pgqueue.enqueue_after(bigint[], text, text, text, jsonb, jsonb,
+    integer, timestamptz, integer, double precision, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE pgqueue.prune(interval, interval, interval, integer, bigint)
     FROM PUBLIC;
 
@@ -80,6 +84,9 @@ GRANT USAGE ON SEQUENCE pgqueue.jobs_id_seq TO pgqueue_producer;
 GRANT EXECUTE ON FUNCTION pgqueue.enqueue(text, jsonb, text, integer, timestamptz, integer, text,
                                           text)
     TO pgqueue_producer;
+GRANT EXECUTE ON FUNCTION pgqueue.enqueue_after(bigint[], text, text, text, jsonb, jsonb,
+    integer, timestamptz, integer, double precision, text, text)
+    TO pgqueue_producer, pgqueue_worker;
 
 -- worker -------------------------------------------------------------------------------------
 -- Jobs: what a producer may insert (follow-up jobs, periodic ticks), and a job's life cycle
@@ -92,7 +99,7 @@ GRANT INSERT (id, task_name, queue, args, kwargs, priority, run_at, max_attempts
               timeout_seconds, unique_key, lock, concurrency_key)
     ON pgqueue.jobs TO pgqueue_worker;
 GRANT UPDATE (state, attempts, worker_id, claim_token, abort_requested, run_at, started_at,
-              finished_at, result, error_type, error_message, error_traceback)
+              finished_at, result, error_type, error_message, error_traceback, errors)
     ON pgqueue.jobs TO pgqueue_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON pgqueue.workers TO pgqueue_worker;
 GRANT SELECT ON pgqueue.migrations, pgqueue.paused_queues TO pgqueue_worker;

@@ -9,6 +9,7 @@ from pgqueue.errors import (
     DatabaseUnavailable,
     DuplicateJob,
     EnqueueError,
+    Fail,
     InvalidArguments,
     InvalidName,
     InvalidPriority,
@@ -18,21 +19,24 @@ from pgqueue.errors import (
     PgQueueError,
     Retry,
     SchemaMissing,
+    UnknownParent,
     UnknownTask,
 )
 from pgqueue.retry import RetryPolicy
 from pgqueue.tasks import Task
-from pgqueue.types import Job, JobState
+from pgqueue.types import AttemptError, Job, JobState
 
 __version__ = "0.1.0"
 """The release, also the distribution's version (pyproject.toml reads it from here)."""
 
 __all__ = [
     "App",
+    "AttemptError",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DuplicateJob",
     "EnqueueError",
+    "Fail",
     "InvalidArguments",
     "InvalidName",
     "InvalidPriority",
@@ -47,6 +51,7 @@ __all__ = [
     "RetryPolicy",
     "SchemaMissing",
     "Task",
+    "UnknownParent",
     "UnknownTask",
     "__version__",
 ]

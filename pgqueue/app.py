@@ -21,7 +21,7 @@ from pgqueue.errors import ConfigurationError, JobNotFound, PgQueueWarning, Unkn
 from pgqueue.limits import QueueLimits
 from pgqueue.retry import RetryPolicy, coerce_retry
 from pgqueue.tasks import DEFAULT_QUEUE, Task
-from pgqueue.types import Job, QueueStats
+from pgqueue.types import ClaimedJob, Job, JobError, QueueStats
 from pgqueue.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_QUEUE_NAME,
@@ -147,7 +147,7 @@ class App:
     def task(
         self, *, name: str | None = ..., queue: str = ..., priority: int = ...,
         retry: RetryPolicy | int | bool | None = ..., timeout: float | None = ...,
-        pass_context: bool = ...,
+        pass_context: bool = ..., on_failure: Callable[[ClaimedJob, JobError], Any] | None = ...,
     ) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
 
     def task(
@@ -155,8 +155,14 @@ class App:
         queue: str = DEFAULT_QUEUE, priority: int = 0,
         retry: RetryPolicy | int | bool | None = None, timeout: float | None = None,
         pass_context: bool = False,
+        on_failure: Callable[[ClaimedJob, JobError], Any] | None = None,
     ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
-        """Register a function (sync or `async def`) as a task; usable with or without ()."""
+        """Register a function (sync or `async def`) as a task; usable with or without ().
+
+        `on_failure(job, error)` is called once a job of the task has failed for good (sync in
+        the worker's threads, or `async def` on its loop), for alerting."""
+        if on_failure is not None and not callable(on_failure):
+            raise ConfigurationError(f"on_failure must be callable, not {on_failure!r}")
 
         def register(function: Callable[..., Any]) -> Task[Any, Any]:
             task_name = check_name(name or default_task_name(function), "task name",
@@ -166,6 +172,7 @@ class App:
                 queue=check_name(queue, "queue", MAX_QUEUE_NAME),
                 priority=check_priority(priority), retry=coerce_retry(retry),
                 timeout=check_timeout(timeout), pass_context=pass_context,
+                on_failure=on_failure,
             )
             existing = self.tasks.get(task_name)
             if existing is not None and existing.func is not function:

@@ -42,6 +42,7 @@ from pgqueue.errors import (
     PermissionDenied,
     ReadOnlyDatabase,
     SchemaMissing,
+    UnknownParent,
 )
 from pgqueue.queries import query
 
@@ -216,6 +217,10 @@ def translated_errors() -> Iterator[None]:
         # Queueing a finished job again (an operator retry) while another holds its key.
         raise DuplicateJob("another queued or running job holds this job's unique key; "
                            "retry it once that job has finished") from exc
+    except psycopg.errors.ForeignKeyViolation as exc:
+        if exc.diag.message_hint != "pgqueue:unknown_parents":
+            raise
+        raise UnknownParent(exc.diag.message_primary or str(exc)) from exc
     except psycopg.errors.ReadOnlySqlTransaction as exc:
         # Read-only in a way pgqueue.readonly could not see coming (the server did not report
         # it). The primary message only: str(exc) adds the PL/pgSQL context of prune() etc.

@@ -73,6 +73,10 @@ class UnknownTask(EnqueueError):
     """No task is registered under this name."""
 
 
+class UnknownParent(EnqueueError):
+    """`depends_on` names a job that does not exist (or was already pruned)."""
+
+
 class InvalidArguments(EnqueueError):
     """Task arguments must survive a JSON round-trip unchanged."""
 
@@ -103,6 +107,14 @@ class Retry(Exception):
     def __init__(self, delay: float = 0.0) -> None:
         super().__init__(f"retry requested in {delay:g}s")
         self.delay = float(delay)
+
+
+class Fail(Exception):
+    """Raised inside a task to fail its job at once, whatever attempts remain."""
+
+    def __init__(self, reason: str = "the task gave up") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ClaimLost(PgQueueError):

@@ -38,6 +38,21 @@ def insert_job(
     }, _first_id)
 
 
+def insert_dependent_job(
+    *, parent_ids: Sequence[int], on_parent_failure: str, task_name: str, queue: str,
+    args_json: str, kwargs_json: str, priority: int, run_at: datetime | None, delay: float,
+    max_attempts: int, timeout_seconds: float | None, unique_key: str | None = None,
+    concurrency_key: str | None = None,
+) -> Call[int]:
+    return Call("insert_dependent_job", {
+        "parent_ids": list(parent_ids), "on_parent_failure": on_parent_failure,
+        "task_name": task_name, "queue": queue, "args": args_json, "kwargs": kwargs_json,
+        "priority": priority, "run_at": run_at, "delay": delay, "max_attempts": max_attempts,
+        "timeout_seconds": timeout_seconds, "unique_key": unique_key,
+        "concurrency_key": concurrency_key,
+    }, _first_id)
+
+
 def insert_unique_job(
     *, task_name: str, queue: str, args_json: str, kwargs_json: str, priority: int,
     run_at: datetime | None, delay: float, max_attempts: int, timeout_seconds: float | None,

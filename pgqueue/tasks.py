@@ -16,19 +16,21 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
 from pgqueue import store
 from pgqueue.errors import ConfigurationError, DatabaseUnavailable, DuplicateJob, InvalidArguments
-from pgqueue.retry import RetryPolicy
+from pgqueue.retry import RetryPolicy, coerce_retry
+from pgqueue.types import ClaimedJob, JobError
 from pgqueue.validation import (
     MAX_QUEUE_NAME,
     MAX_UNIQUE_KEY,
     check_name,
     check_priority,
     check_schedule,
+    check_timeout,
     encode_arguments,
 )
 
 if TYPE_CHECKING:
     from pgqueue.app import App
-    from pgqueue.db import ExternalConnection
+    from pgqueue.db import Call, ExternalConnection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +44,7 @@ KEY_LOOKUPS = 3
 """Times a unique enqueue asks again when the key's holder finished between the conflict and
 the lookup (the key is then free, and the next try inserts)."""
 OnConflict = Literal["return", "raise"]
+OnParentFailure = Literal["cancel", "run"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,6 +66,12 @@ class Task(Generic[P, R]):
     """Jobs sharing it run one at a time, in enqueue order: see `using`."""
     concurrency_key: str | None = None
     """Counted against the queue's per_key_concurrency (App.queue)."""
+    depends_on: tuple[int, ...] = ()
+    """Parent job ids: the job runs once every one has succeeded (see `using`)."""
+    on_parent_failure: OnParentFailure = "cancel"
+    on_failure: Callable[[ClaimedJob, JobError], Any] | None = None
+    """Called once a job of this task has failed for good (after its last attempt, or
+    `pgqueue.Fail`), with the job and its error: pgqueue/worker/failure_hooks.py."""
 
     @property
     def is_async(self) -> bool:
@@ -77,6 +86,8 @@ class Task(Generic[P, R]):
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         unique_key: str | None = None, on_conflict: OnConflict | None = None,
         lock: str | None = None, concurrency_key: str | None = None,
+        retry: int | bool | None = None, timeout: float | None = None,
+        depends_on: Iterable[int] | None = None, on_parent_failure: OnParentFailure | None = None,
     ) -> Task[P, R]:
         """A copy deferring with other options; the original is unchanged.
 
@@ -89,8 +100,34 @@ class Task(Generic[P, R]):
         of it have finished. Other jobs are not held up.
 
         `concurrency_key`: at most the queue's `per_key_concurrency` jobs with the same key run
-        at once (`App.queue`), on all workers together."""
+        at once (`App.queue`), on all workers together.
+
+        `retry` (a number of retries, or a bool) and `timeout` (seconds) hold for the jobs
+        this copy defers: both are stored with each job. The backoff and the exceptions worth
+        a retry stay the task's own (a callable cannot be stored with a job).
+
+        `depends_on`: ids of jobs (parents) that must succeed first; the job is `blocked` until
+        then, and queued in the transaction that records the last parent's success. A parent
+        ending failed or cancelled cancels it (reason in its error), unless
+        `on_parent_failure="run"`. Unknown ids raise `UnknownParent`, nothing written. A job
+        can only depend on jobs that exist before it, so dependencies never form a cycle."""
         changes: dict[str, Any] = {}
+        if depends_on is not None:
+            changes["depends_on"] = _parent_ids(depends_on)
+        if on_parent_failure is not None:
+            if on_parent_failure not in ("cancel", "run"):
+                raise ConfigurationError(f"on_parent_failure must be 'cancel' or 'run', "
+                                         f"not {on_parent_failure!r}")
+            changes["on_parent_failure"] = on_parent_failure
+        if retry is not None:
+            if isinstance(retry, RetryPolicy):
+                raise ConfigurationError(
+                    "using(retry=...) takes a number of retries or a bool: a RetryPolicy's "
+                    "backoff and exception filters are declared on the task (@app.task(retry=))")
+            changes["retry"] = dataclasses.replace(
+                self.retry, max_attempts=coerce_retry(retry).max_attempts)
+        if timeout is not None:
+            changes["timeout"] = check_timeout(timeout)
         if concurrency_key is not None:
             changes["concurrency_key"] = check_name(concurrency_key, "concurrency key",
                                                     MAX_UNIQUE_KEY)
@@ -110,7 +147,10 @@ class Task(Generic[P, R]):
         if delay is not None or run_at is not None:
             check_schedule(run_at, delay)
             changes["delay"], changes["run_at"] = delay, run_at
-        return dataclasses.replace(self, **changes)
+        configured = dataclasses.replace(self, **changes)
+        if configured.depends_on and configured.lock:
+            raise ConfigurationError("a job cannot both depend on other jobs and take a lock")
+        return configured
 
     def _check_signature(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         try:
@@ -136,6 +176,8 @@ class Task(Generic[P, R]):
         """Enqueue a job and return its id. With `connection=`, the insert runs in that
         connection's current transaction and commits or rolls back with it."""
         fields = self._insert_fields(args, kwargs)
+        if self.depends_on:
+            return self.app.db.run(self._dependent_insert(fields), connection)
         if self.unique_key is None:
             return self.app.db.run(store.insert_job(**fields), connection)
         call = store.insert_unique_job(**fields, unique_key=self.unique_key)
@@ -147,6 +189,8 @@ class Task(Generic[P, R]):
 
     async def defer_async(self, *args: P.args, **kwargs: P.kwargs) -> int:
         fields = self._insert_fields(args, kwargs)
+        if self.depends_on:
+            return await self.app.db.arun(self._dependent_insert(fields))
         if self.unique_key is None:
             return await self.app.db.arun(store.insert_job(**fields))
         call = store.insert_unique_job(**fields, unique_key=self.unique_key)
@@ -155,6 +199,12 @@ class Task(Generic[P, R]):
             if found is not None:
                 return self._unique_outcome(*found)
         raise self._key_kept_changing_hands()
+
+    def _dependent_insert(self, fields: dict[str, Any]) -> Call[int]:
+        fields.pop("lock")
+        return store.insert_dependent_job(**fields, parent_ids=self.depends_on,
+                                          on_parent_failure=self.on_parent_failure,
+                                          unique_key=self.unique_key)
 
     def _unique_outcome(self, job_id: int, created: bool) -> int:
         if not created and self.on_conflict == "raise":
@@ -180,6 +230,9 @@ class Task(Generic[P, R]):
 
         `unique_keys` (one per item) makes each job unique as `using(unique_key=...)` does: an
         item whose key a queued or running job holds gets that job's id (never raises)."""
+        if self.depends_on:
+            raise ConfigurationError("defer_many does not take depends_on: defer each "
+                                     "dependent job on its own")
         batch = items if isinstance(items, list) else list(items)
         if not batch:
             return []
@@ -263,6 +316,15 @@ class Task(Generic[P, R]):
                 fitting_shapes.add(shape)
             encoded.append(encode_arguments(args, kwargs, max_bytes=max_bytes))
         return encoded
+
+
+def _parent_ids(depends_on: Iterable[int]) -> tuple[int, ...]:
+    if isinstance(depends_on, int | str | bytes):
+        raise ConfigurationError("depends_on takes a list of job ids")
+    ids = tuple(depends_on)
+    if not ids or not all(type(i) is int and i > 0 for i in ids):
+        raise ConfigurationError(f"depends_on must be one or more job ids, not {ids!r}")
+    return ids
 
 
 @functools.lru_cache(maxsize=1024)

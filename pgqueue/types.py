@@ -19,6 +19,8 @@ class JobState(enum.StrEnum):
     QUEUED = "queued"
     WAITING = "waiting"
     """Behind an unfinished job of the same lock; queued when that one finishes."""
+    BLOCKED = "blocked"
+    """Waiting for its parent jobs (`using(depends_on=...)`) to succeed."""
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -34,6 +36,26 @@ class JobError:
     type: str
     message: str
     traceback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptError:
+    """One failed attempt, as kept in the job's history (`Job.errors`)."""
+
+    attempt: int
+    type: str
+    message: str
+    traceback: str | None
+    worker_id: int | None
+    worker: str | None
+    """The worker's name, if it was still registered when the failure was recorded."""
+    at: datetime
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> AttemptError:
+        return cls(attempt=entry["attempt"], type=entry["type"], message=entry["message"] or "",
+                   traceback=entry.get("traceback"), worker_id=entry.get("worker_id"),
+                   worker=entry.get("worker"), at=datetime.fromisoformat(entry["at"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +79,10 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     error: JobError | None
+    """The latest error."""
     result: JsonValue
+    errors: tuple[AttemptError, ...] = ()
+    """Every failed attempt's error, oldest first."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -83,6 +108,7 @@ class Job:
             finished_at=row["finished_at"],
             error=error,
             result=row["result"],
+            errors=tuple(AttemptError.from_json(entry) for entry in row.get("errors") or ()),
         )
 
 
@@ -102,6 +128,9 @@ class ClaimedJob:
     claim_token: uuid.UUID
     enqueued_at: datetime
     run_at: datetime
+    timeout: float | None = None
+    """Stored with the job (the task's, or a per-call `using(timeout=...)`); None: the
+    task's own."""
     unreadable: str | None = None
     """Why the stored row cannot run (its arguments do not decode, or are not an array and an
     object): the worker fails such a job alone instead of crashing on it."""

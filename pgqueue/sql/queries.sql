@@ -11,6 +11,15 @@ VALUES (%(task_name)s, %(queue)s, %(args)s, %(kwargs)s, %(priority)s,
         %(timeout_seconds)s, %(lock)s, %(concurrency_key)s)
 RETURNING id;
 
+-- name: insert_dependent_job
+-- Enqueue a job that runs after its parents: one call to pgqueue.enqueue_after (migration
+-- 0018), which locks the parents, refuses unknown ids and writes the job and its edges at once.
+SELECT pgqueue.enqueue_after(
+    %(parent_ids)s::bigint[], %(on_parent_failure)s, %(task_name)s, %(queue)s, %(args)s::jsonb,
+    %(kwargs)s::jsonb, %(priority)s,
+    coalesce(%(run_at)s, now() + make_interval(secs => %(delay)s)), %(max_attempts)s,
+    %(timeout_seconds)s, %(unique_key)s, %(concurrency_key)s) AS id;
+
 -- name: insert_unique_job
 -- Enqueue a job unless one holding its unique key is queued or running; returns (id, created).
 -- ON CONFLICT on jobs_unique_key_idx decides (two producers cannot both insert); the second
@@ -117,7 +126,7 @@ WHERE j.id = ANY((SELECT pgqueue.claimable_job_ids(%(limit)s, %(queues)s::text[]
 RETURNING j.id, j.task_name, j.queue, j.args::text, j.kwargs::text, j.priority, j.attempts,
           j.max_attempts, j.claim_token,
           least(greatest(j.enqueued_at, '0001-01-02Z'), '9999-12-30Z') AS enqueued_at,
-          least(greatest(j.run_at, '0001-01-02Z'), '9999-12-30Z') AS run_at;
+          least(greatest(j.run_at, '0001-01-02Z'), '9999-12-30Z') AS run_at, j.timeout_seconds;
 
 -- name: bound_transaction
 -- First statement of a worker's explicit transaction behind a transaction-mode pooler, where
@@ -192,10 +201,12 @@ WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
 RETURNING j.id;
 
 -- name: mark_failed
--- Final failure: the error is kept for the operator.
+-- Final failure: the error is kept for the operator, and appended to the attempts' history.
 UPDATE pgqueue.jobs AS j
 SET state = 'failed', finished_at = now(), worker_id = NULL,
-    error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback
+    error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback,
+    errors = pgqueue.with_attempt_error(j.errors, j.attempts, j.worker_id, o.error_type,
+                                        o.error_message, o.traceback)
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(error_types)s::text[],
             %(error_messages)s::text[], %(tracebacks)s::text[])
      AS o(id, token, error_type, error_message, traceback),
@@ -219,7 +230,9 @@ RETURNING j.id;
 UPDATE pgqueue.jobs AS j
 SET state = 'queued', worker_id = NULL, claim_token = NULL,
     run_at = now() + make_interval(secs => o.delay), attempts = j.attempts - o.refund,
-    error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback
+    error_type = o.error_type, error_message = o.error_message, error_traceback = o.traceback,
+    errors = pgqueue.with_attempt_error(j.errors, j.attempts, j.worker_id, o.error_type,
+                                        o.error_message, o.traceback)
 FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(delays)s::float8[], %(refunds)s::int[],
             %(error_types)s::text[], %(error_messages)s::text[], %(tracebacks)s::text[])
      AS o(id, token, delay, refund, error_type, error_message, traceback),
@@ -262,7 +275,11 @@ WITH live_workers AS (
         error_type = 'WorkerLost',
         error_message = format('worker %%s stopped heartbeating while running attempt %%s',
                                coalesce(j.worker_id::text, '?'), j.attempts),
-        error_traceback = NULL
+        error_traceback = NULL,
+        errors = pgqueue.with_attempt_error(
+            j.errors, j.attempts, j.worker_id, 'WorkerLost',
+            format('worker %%s stopped heartbeating while running attempt %%s',
+                   coalesce(j.worker_id::text, '?'), j.attempts), NULL)
     FROM stalled
     WHERE j.id = stalled.id
     RETURNING j.id, j.state
@@ -309,7 +326,7 @@ DELETE FROM pgqueue.workers WHERE id = %(worker_id)s;
 -- name: get_job
 SELECT id, task_name, queue, args, kwargs, priority, state::text, run_at, attempts, max_attempts,
        worker_id, claim_token, abort_requested, enqueued_at, started_at, finished_at,
-       error_type, error_message, error_traceback, result
+       error_type, error_message, error_traceback, result, errors
 FROM pgqueue.jobs WHERE id = %(id)s;
 
 -- name: get_job_detail
@@ -325,7 +342,7 @@ WHERE j.id = %(id)s;
 -- Newest first; every filter is optional.
 SELECT id, task_name, queue, args, kwargs, priority, state::text, run_at, attempts, max_attempts,
        worker_id, claim_token, abort_requested, enqueued_at, started_at, finished_at,
-       error_type, error_message, error_traceback, result
+       error_type, error_message, error_traceback, result, errors
 FROM pgqueue.jobs
 WHERE (%(state)s::pgqueue.job_state IS NULL OR state = %(state)s::pgqueue.job_state)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
@@ -345,15 +362,17 @@ WITH retried AS (
 SELECT id FROM retried, LATERAL (SELECT pg_notify('pgqueue_jobs', '')) AS wake;
 
 -- name: cancel_job
--- A queued or waiting job is cancelled at once; a running one gets an abort request its worker
--- acts on (told by NOTIFY now, or by its next heartbeat if the notification is missed).
+-- A queued, waiting or blocked job is cancelled at once (a blocked one's own dependents with
+-- it, by the trigger of migration 0018); a running one gets an abort request its worker acts on
+-- (told by NOTIFY now, or by its next heartbeat if the notification is missed).
 WITH cancelled AS (
     UPDATE pgqueue.jobs
-    SET state = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled'
+    SET state = CASE WHEN state IN ('queued', 'waiting', 'blocked') THEN 'cancelled'
                      ELSE state END::pgqueue.job_state,
-        finished_at = CASE WHEN state IN ('queued', 'waiting') THEN now() ELSE finished_at END,
+        finished_at = CASE WHEN state IN ('queued', 'waiting', 'blocked') THEN now()
+                           ELSE finished_at END,
         abort_requested = (state = 'running')
-    WHERE id = %(id)s AND state IN ('queued', 'waiting', 'running')
+    WHERE id = %(id)s AND state IN ('queued', 'waiting', 'blocked', 'running')
     RETURNING id, state::text AS state, worker_id
 )
 SELECT cancelled.state FROM cancelled

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pgqueue import store
@@ -27,8 +27,11 @@ logger = logging.getLogger("pgqueue.worker")
 
 class Completer:
     def __init__(self, connection: DedicatedConnection, delete_jobs: DeleteJobs,
-                 observers: Sequence[Any] = ()) -> None:
+                 observers: Sequence[Any] = (),
+                 on_failed: Callable[[list[Outcome]], None] | None = None) -> None:
         self.connection = connection
+        self.on_failed = on_failed
+        """Given the final failures the database accepted (tasks' on_failure hooks)."""
         self.observers = observers
         self.delete_jobs = delete_jobs
         self._pending: list[Outcome] = []
@@ -69,6 +72,10 @@ class Completer:
                                  batch, time.monotonic() - write_started)
             if len(accepted) != len(batch):
                 self._log_rejected(batch, accepted)
+            if self.on_failed is not None:
+                failed = [o for o in batch if o.kind == OutcomeKind.FAILED and o.job.id in accepted]
+                if failed:
+                    self.on_failed(failed)
             if not self._pending:
                 self._idle.set()
 

@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 from pgqueue.context import JobContext
 from pgqueue.errors import (
+    Fail,
     InvalidArguments,
     JobAborted,
     Retry,
@@ -63,11 +65,12 @@ class RunningJob:
 
 
 def classify_failure(job: ClaimedJob, policy: RetryPolicy, exc: BaseException) -> Outcome:
-    """Retry while attempts remain (per the policy), else fail; the error is kept either way."""
+    """Retry while attempts remain and the policy finds the error worth it (never after
+    `pgqueue.Fail`), else fail; the error is kept either way."""
     error = describe(exc)
-    if job.attempt < job.max_attempts:
+    if job.attempt < job.max_attempts and not isinstance(exc, Fail) and policy.should_retry(exc):
         try:
-            delay = policy.delay_after(job.attempt)
+            delay = policy.delay_after(job.attempt, exc)
         except Exception as broken:  # a backoff callable's bug must not leave the job running
             log_event(logger, logging.ERROR, "job.backoff_failed", job_id=job.id,
                       error=f"{type(broken).__name__}: {broken}"[:300])
@@ -87,6 +90,8 @@ async def execute(
         # know the task) until max_attempts, then failed with this error.
         return classify_failure(job, RetryPolicy(), UnknownTask(
             f"no task named {job.task_name!r} is registered in this worker"))
+    if job.timeout is not None and job.timeout != task.timeout:  # using(timeout=...) per call
+        task = dataclasses.replace(task, timeout=job.timeout)
     args: list[Any] = [running.context, *job.args] if task.pass_context else list(job.args)
     misfit = _misfit(task.func, len(args), frozenset(job.kwargs))
     if misfit is not None:

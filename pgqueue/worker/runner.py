@@ -35,6 +35,7 @@ from pgqueue.worker.claiming import claim_loop
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.connection import worker_connection
 from pgqueue.worker.executor import RunningJob, StopReason, classify_failure, execute
+from pgqueue.worker.failure_hooks import FailureHooks
 from pgqueue.worker.heartbeat import heartbeat_service
 from pgqueue.worker.notifications import listen_service
 from pgqueue.worker.observers import notify_observers
@@ -93,7 +94,8 @@ class Worker:
         self.claim_connection = worker_connection(self.app, self.name, "claim")
         self.db = worker_connection(self.app, self.name, "ack")
         """Acknowledgements and every background service share it (worker/connection.py)."""
-        self.completer = Completer(self.db, self.options.delete_jobs, self.observers)
+        self.completer = Completer(self.db, self.options.delete_jobs, self.observers, on_failed=
+                                   FailureHooks(self.app.tasks, self._threads).failures_recorded)
         self.served_tasks = self.app.served_tasks()
         """Task names the claim is limited to (None: any); read once, at start."""
         await self.register()

@@ -85,6 +85,7 @@ def test_producer_enqueues_and_can_do_nothing_else(roles: Roles,
     try:
         first = send.defer(1)
         many = send.defer_many([(2,), (3,)])
+        after = send.using(depends_on=[first]).defer(9)  # marks its parent as a definer
     finally:
         producer_app.close()
     assert len({first, *many}) == 3
@@ -102,9 +103,12 @@ def test_producer_enqueues_and_can_do_nothing_else(roles: Roles,
         _assert_denied(conn, "SELECT pgqueue.pause_queue('emails')")
         for view in VIEWS:
             _assert_denied(conn, f"SELECT * FROM pgqueue.{view}")
+    with roles.connect_as(roles.observer) as conn:
+        _assert_denied(conn, "SELECT pgqueue.enqueue_after(ARRAY[%s]::bigint[], 'cancel', 'x', "
+                             "'q', '[]', '{}', 0, now(), 1, NULL, NULL, NULL)", first)
     states = owner.execute("SELECT state::text, count(*) FROM pgqueue.jobs GROUP BY 1").fetchall()
-    assert states == [("queued", 4)]
-    assert by_sql > first
+    assert sorted(states) == [("blocked", 1), ("queued", 4)]
+    assert by_sql > after > first
 
 
 def test_worker_runs_jobs_but_cannot_steer_the_queue(roles: Roles,
@@ -120,6 +124,8 @@ def test_worker_runs_jobs_but_cannot_steer_the_queue(roles: Roles,
     assert result.returncode == 0, result.stdout + result.stderr
     states = dict(owner.execute("SELECT id, state::text FROM pgqueue.jobs").fetchall())
     assert states == {ok[0]: "succeeded", bad[0]: "failed"}
+    assert owner.execute("SELECT jsonb_array_length(errors) FROM pgqueue.jobs WHERE id = %s",
+                         (bad[0],)).fetchone() == (1,)  # the history, written as the worker
     assert owner.execute("SELECT count(*) FROM pgqueue.workers").fetchone() == (0,)
 
     with app_on(observe_app.app, roles.dsn_as(roles.worker)) as worker_app:

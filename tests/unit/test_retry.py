@@ -44,3 +44,39 @@ def test_coerce_retry() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ConfigurationError):
         RetryPolicy(backoff="linear")  # type: ignore[arg-type]
+
+
+def test_retry_on_and_dont_retry_on_decide_which_errors_retry() -> None:
+    from pgqueue.retry import RetryPolicy
+
+    policy = RetryPolicy(retry_on=(ConnectionError, TimeoutError),
+                         dont_retry_on=(ConnectionRefusedError,))
+    assert policy.should_retry(ConnectionResetError())       # a subclass of a listed one
+    assert policy.should_retry(TimeoutError())
+    assert not policy.should_retry(ValueError())
+    assert not policy.should_retry(ConnectionRefusedError())  # the narrower "no" wins
+    assert RetryPolicy().should_retry(ValueError())           # no filter: everything retries
+    assert RetryPolicy(retry_on=KeyError).retry_on == (KeyError,)
+
+
+def test_exception_filters_must_be_exception_classes() -> None:
+    import pytest
+
+    from pgqueue.errors import ConfigurationError
+    from pgqueue.retry import RetryPolicy
+
+    with pytest.raises(ConfigurationError, match="retry_on"):
+        RetryPolicy(retry_on=("ValueError",))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="dont_retry_on"):
+        RetryPolicy(dont_retry_on=(int,))  # type: ignore[arg-type]
+
+
+def test_backoff_callable_gets_the_exception_only_when_it_takes_it() -> None:
+    from pgqueue.retry import RetryPolicy
+
+    seen: list[object] = []
+    two = RetryPolicy(backoff=lambda attempt, exc: seen.append((attempt, exc)) or 2.0)
+    one = RetryPolicy(backoff=lambda attempt: attempt * 10.0)
+    error = ValueError("x")
+    assert two.delay_after(3, error) == 2.0 and seen == [(3, error)]
+    assert one.delay_after(3, error) == 30.0

@@ -7,5 +7,5 @@ from pgqueue.contrib.django.operations import RunSqlFile
 
 
 class Migration(migrations.Migration):
-    dependencies = [("pgqueue", "0016_flow_in_stats")]
+    dependencies = [("pgqueue", "0018_workflows")]
     operations = [RunSqlFile("0019_per_key_claim")]
