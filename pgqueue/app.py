@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, overload
@@ -18,7 +19,7 @@ from pgqueue.db import (
 from pgqueue.errors import ConfigurationError, JobNotFound, UnknownTask
 from pgqueue.limits import QueueLimits
 from pgqueue.retry import RetryPolicy, coerce_retry
-from pgqueue.tasks import DEFAULT_QUEUE, Task
+from pgqueue.tasks import DEFAULT_QUEUE, POOLS, Pool, Task
 from pgqueue.types import Job, QueueStats
 from pgqueue.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -31,6 +32,15 @@ from pgqueue.validation import (
 
 if TYPE_CHECKING:
     from pgqueue.worker.services import ServiceContext
+
+
+def _check_pool(pool: Pool | None, function: Callable[..., Any], task_name: str) -> Pool | None:
+    if pool is not None and pool not in POOLS:
+        raise ConfigurationError(f"{task_name}: pool must be 'thread' or 'process', not {pool!r}")
+    if pool is not None and inspect.iscoroutinefunction(function):
+        raise ConfigurationError(f"{task_name}: an async def task runs on the worker's event "
+                                 f"loop; pool={pool!r} applies to plain functions only")
+    return pool
 
 
 class App:
@@ -64,6 +74,9 @@ class App:
         they raise; cancelled at exit)."""
         self.queue_limits: dict[str, QueueLimits] = {}
         """Limits declared with `queue()`, written by every worker at start."""
+        self.process_setup: str | None = None
+        """`module:function` that each child process of the worker's process pool calls before
+        it imports this app (a framework to set up first: "django:setup")."""
         self._db: Database | None = None
 
     @property
@@ -114,16 +127,20 @@ class App:
     def task(
         self, *, name: str | None = ..., queue: str = ..., priority: int = ...,
         retry: RetryPolicy | int | bool | None = ..., timeout: float | None = ...,
-        pass_context: bool = ...,
+        pass_context: bool = ..., pool: Pool | None = ...,
     ) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
 
     def task(
         self, func: Callable[..., Any] | None = None, /, *, name: str | None = None,
         queue: str = DEFAULT_QUEUE, priority: int = 0,
         retry: RetryPolicy | int | bool | None = None, timeout: float | None = None,
-        pass_context: bool = False,
+        pass_context: bool = False, pool: Pool | None = None,
     ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
-        """Register a function (sync or `async def`) as a task; usable with or without ()."""
+        """Register a function (sync or `async def`) as a task; usable with or without ().
+
+        `pool="process"` runs a plain function in a child process of the worker (CPU-bound or
+        leaky code) even when the worker's `--pool` is thread; `pool="thread"` keeps it in a
+        thread under `--pool process` (docs/worker.md)."""
 
         def register(function: Callable[..., Any]) -> Task[Any, Any]:
             task_name = check_name(
@@ -135,6 +152,7 @@ class App:
                 queue=check_name(queue, "queue", MAX_QUEUE_NAME),
                 priority=check_priority(priority), retry=coerce_retry(retry),
                 timeout=check_timeout(timeout), pass_context=pass_context,
+                pool=_check_pool(pool, function, task_name),
             )
             existing = self.tasks.get(task_name)
             if existing is not None and existing.func is not function:

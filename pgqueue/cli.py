@@ -136,6 +136,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
                         help="serve Prometheus metrics on this port (docs/metrics.md)")
     worker.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=True,
                         help="run the periodic scheduler (default) or not")
+    _add_pool_flags(worker)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the pgqueue schema")
     migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
@@ -204,6 +205,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     return parser
 
 
+def _add_pool_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pool", choices=["thread", "process"], default="thread",
+                        help="run plain-function tasks in -c threads (default) or -c child "
+                             "processes, for CPU-bound or leaky tasks (docs/worker.md)")
+    parser.add_argument("--max-tasks-per-child", type=int, default=None, metavar="N",
+                        help="replace a child process after N jobs")
+    parser.add_argument("--max-memory-per-child", type=int, default=None, metavar="MB",
+                        help="replace a child process after a job that left it holding MB "
+                             "MiB or more")
+
+
 def _add_retention_flags(parser: argparse.ArgumentParser) -> None:
     defaults = RetentionPolicy()
     for state in ("succeeded", "failed", "cancelled"):
@@ -259,7 +271,8 @@ def _worker(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> i
         one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
         metrics_port=args.metrics_port,
         shutdown_timeout=args.shutdown_timeout, delete_jobs=args.delete_jobs,
-        periodic=args.periodic)
+        periodic=args.periodic, pool=args.pool, max_tasks_per_child=args.max_tasks_per_child,
+        max_memory_per_child=args.max_memory_per_child, app_path=getattr(args, "app", None))
 
 
 def _migrate(args: argparse.Namespace, app: App, out: Callable[[str], None]) -> int:

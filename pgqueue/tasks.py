@@ -42,6 +42,9 @@ KEY_LOOKUPS = 3
 """Times a unique enqueue asks again when the key's holder finished between the conflict and
 the lookup (the key is then free, and the next try inserts)."""
 OnConflict = Literal["return", "raise"]
+Pool = Literal["thread", "process"]
+"""Where a plain-function task runs: a thread of the worker, or a child process of it."""
+POOLS: tuple[Pool, ...] = ("thread", "process")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,6 +66,9 @@ class Task(Generic[P, R]):
     """Jobs sharing it run one at a time, in enqueue order: see `using`."""
     concurrency_key: str | None = None
     """Counted against the queue's per_key_concurrency (App.queue)."""
+    pool: Pool | None = None
+    """"process": run in a child process of the worker even when its `--pool` is thread;
+    "thread": in a thread even under `--pool process`; None: the worker's pool decides."""
 
     @property
     def is_async(self) -> bool:
