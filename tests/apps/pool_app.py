@@ -98,7 +98,7 @@ def raises_system_exit() -> None:
 @app.task(retry=False)
 def grow(megabytes: int) -> int:
     """Keeps `megabytes` MiB for the rest of its process's life (touched, so resident)."""
-    _leak.append(bytes(megabytes * 1024 * 1024))
+    _leak.append(b"\x01" * (megabytes * 1024 * 1024))
     return os.getpid()
 
 
@@ -136,4 +136,27 @@ def runs_until_killed(marker_dir: str) -> None:
 @app.task(retry=False)
 def sleeps(seconds: float) -> int:
     time.sleep(seconds)
+    return os.getpid()
+
+
+_setup_done = False
+
+
+def mark_setup_done() -> None:
+    """The app's `process_setup` in one test: what a framework's setup would be."""
+    global _setup_done
+    _setup_done = True
+
+
+@app.task(retry=False)
+def setup_was_done() -> bool:
+    return _setup_done
+
+
+@app.task(pass_context=True,
+          retry=pgqueue.RetryPolicy(max_attempts=2, backoff="fixed", base_delay=0))
+def slow_first_attempt(context: pgqueue.JobContext, seconds: float) -> int:
+    """Sleeps through its first attempt (long enough to be killed in), returns at once after."""
+    if context.attempt == 1:
+        time.sleep(seconds)
     return os.getpid()
