@@ -208,8 +208,10 @@ class ProcessPool:
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()))
         if self.options.child_start_method == "forkserver":
             module = app_path.rpartition(":" if ":" in app_path else ".")[0]
-            # Imported once in the fork server, so each child starts with the app loaded.
-            self._context.set_forkserver_preload([module, "pgqueue.worker.child"])
+            # Imported once in the fork server, so each child starts with the app loaded
+            # (pgqueue.cli: the child loads the app with it).
+            self._context.set_forkserver_preload(
+                [module, "pgqueue.worker.child", "pgqueue.cli"])
 
     async def start(self) -> None:
         """Start every child now (`--pool process`): a child that cannot start stops the

@@ -119,7 +119,8 @@ def test_top_draws_child_processes_only_when_there_are_some() -> None:
     text = _draw(Snapshot(children=[busy, idle]))
     assert "child processes 2 (190 MB)" in text
     assert re.search(r"w-1\s+4242\s+99\s+reports\.render\s+12\.5s\s+150 MB\s+3\s+2m05s", text)
-    assert re.search(r"w-1\s+4243\s+idle\s+–\s+–\s+40 MB\s+0\s+2m05s", text)
+    dash = "\N{EN DASH}"
+    assert re.search(rf"w-1\s+4243\s+idle\s+{dash}\s+{dash}\s+40 MB\s+0\s+2m05s", text)
 
 
 def test_durations_read_naturally() -> None:
