@@ -19,34 +19,22 @@ from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.process_pool import ChildStartFailed, app_reference
 from pgqueue.worker.runner import Worker
 from tests.apps import pool_app
-from tests.helpers import ThreadedWorker, scalar, start_worker_thread, wait_until
+from tests.helpers import ThreadedWorker, scalar, wait_until
 
 StartWorker = Callable[..., ThreadedWorker]
 
 
+POOL = {"pool": "process", "poll_interval": 1.0, "heartbeat_interval": 0.5}
+"""Retries are claimed by the poll when no notification wakes the worker."""
+
+
 @pytest.fixture
 def app(dsn: str) -> Iterator[pgqueue.App]:
+    """The pool test app (the conftest's worker_thread runs workers of it)."""
     pool_app.app.dsn = dsn
     yield pool_app.app
     pool_app.app.process_setup = None
     pool_app.app.close()
-
-
-@pytest.fixture
-def worker_thread(app: pgqueue.App) -> Iterator[StartWorker]:
-    started: list[ThreadedWorker] = []
-
-    def start(**options: Any) -> ThreadedWorker:
-        options.setdefault("heartbeat_interval", 0.5)
-        options.setdefault("heartbeat_timeout", 30.0)
-        handle = start_worker_thread(app, **options)
-        started.append(handle)
-        return handle
-
-    yield start
-    for handle in started:
-        if handle.thread.is_alive():
-            handle.stop()
 
 
 def _finished(app: pgqueue.App, job_id: int) -> pgqueue.Job:
@@ -72,7 +60,7 @@ def test_sync_tasks_run_in_children_async_on_the_loop_and_per_task_pools_win(
     in_children = [pool_app.whoami.defer() for _ in range(6)]
     in_thread = pool_app.whoami_in_thread.defer()
     on_loop = pool_app.whoami_async.defer()
-    handle = worker_thread(pool="process", concurrency=2)
+    handle = worker_thread(**POOL, concurrency=2)
     child_pids = set(_results(app, in_children))
     assert len(child_pids) == 2 and os.getpid() not in child_pids  # both children, reused
     assert _finished(app, in_thread).result == os.getpid()
@@ -86,7 +74,7 @@ def test_sync_tasks_run_in_children_async_on_the_loop_and_per_task_pools_win(
 def test_a_thread_worker_runs_process_tasks_in_children_started_on_demand(
     app: pgqueue.App, worker_thread: StartWorker
 ) -> None:
-    worker_thread(concurrency=2)
+    worker_thread(concurrency=2, poll_interval=1.0)
     plain = pool_app.whoami.defer()
     assert _finished(app, plain).result == os.getpid()
     assert scalar(app.dsn, "SELECT count(*) FROM pgqueue.worker_children") == 0
@@ -101,7 +89,7 @@ def test_arguments_results_and_context_cross_as_json(
     nested = {"unicode": "żółw \u2603", "numbers": [1, -2.5, 10**18], "empty": {}, "none": None}
     echo = pool_app.echo.defer(1, "two", [3], key=nested)
     context = pool_app.context_fields.using(queue="reports").defer()
-    worker_thread(pool="process", concurrency=1, name="pool-worker")
+    worker_thread(**POOL, concurrency=1, name="pool-worker")
     assert _finished(app, echo).result == {"args": [1, "two", [3]], "kwargs": {"key": nested}}
     fields = _finished(app, context).result
     job = app.get_job(context)
@@ -119,7 +107,7 @@ def test_outcomes_are_classified_as_in_a_thread(
     system_exit = pool_app.raises_system_exit.defer()
     retried = pool_app.asks_to_retry.defer(str(tmp_path / "asked"))
     after = [pool_app.whoami.defer() for _ in range(3)]
-    worker_thread(pool="process", concurrency=1)
+    worker_thread(**POOL, concurrency=1)
     failed = _finished(app, fails)
     assert (failed.state, failed.attempts, failed.error.type, failed.error.message) == (
         "failed", 3, "ValueError", "boom")
@@ -138,10 +126,10 @@ def test_max_tasks_per_child_replaces_the_child_after_n_jobs(
     app: pgqueue.App, worker_thread: StartWorker
 ) -> None:
     ids = [pool_app.whoami.defer() for _ in range(5)]
-    worker_thread(pool="process", concurrency=1, max_tasks_per_child=2)
+    worker_thread(**POOL, concurrency=1, max_tasks_per_child=2)
     pids = _results(app, ids)
     assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
-    assert not _alive(pids[0])
+    wait_until(lambda: not _alive(pids[0]), message="the retired child gone")
 
 
 def test_max_memory_per_child_replaces_the_child_after_the_job_that_crossed_the_line(
@@ -150,18 +138,18 @@ def test_max_memory_per_child_replaces_the_child_after_the_job_that_crossed_the_
     small = [pool_app.grow.defer(1) for _ in range(2)]
     big = pool_app.grow.defer(200)
     next_one = pool_app.whoami.defer()
-    worker_thread(pool="process", concurrency=1, max_memory_per_child=150)
+    worker_thread(**POOL, concurrency=1, max_memory_per_child=150)
     first, second = _results(app, small)
     crossed = _finished(app, big)
     assert first == second == crossed.result  # under the line: kept
     assert crossed.state == "succeeded"  # the job that crossed it keeps its outcome
     assert _finished(app, next_one).result != crossed.result
-    assert not _alive(crossed.result)
+    wait_until(lambda: not _alive(crossed.result), message="the retired child gone")
 
 
 def test_spawn_start_method_runs_jobs_too(app: pgqueue.App, worker_thread: StartWorker) -> None:
     ids = [pool_app.burn.defer(5) for _ in range(4)]
-    worker_thread(pool="process", concurrency=2, child_start_method="spawn")
+    worker_thread(**POOL, concurrency=2, child_start_method="spawn")
     assert os.getpid() not in set(_results(app, ids))
 
 
@@ -169,7 +157,7 @@ def test_children_are_shown_in_the_workers_table_and_views(
     app: pgqueue.App, worker_thread: StartWorker, tmp_path: Path
 ) -> None:
     busy = pool_app.runs_until_killed.defer(str(tmp_path))
-    handle = worker_thread(pool="process", concurrency=2)
+    handle = worker_thread(**POOL, concurrency=2)
 
     def children() -> list[dict[str, Any]]:
         with psycopg.connect(app.dsn, row_factory=psycopg.rows.dict_row) as conn:
@@ -193,7 +181,7 @@ def test_children_are_shown_in_the_workers_table_and_views(
 
 
 def test_a_thread_worker_shows_no_children(app: pgqueue.App, worker_thread: StartWorker) -> None:
-    worker_thread(concurrency=1)
+    worker_thread(concurrency=1, heartbeat_interval=0.5)
     job = pool_app.whoami.defer()
     _finished(app, job)
     wait_until(lambda: scalar(app.dsn, "SELECT count(*) FROM pgqueue.workers WHERE "
@@ -216,7 +204,7 @@ def test_the_app_setup_hook_runs_in_each_child_before_the_app_is_imported(
 ) -> None:
     app.process_setup = "tests.apps.pool_app:mark_setup_done"
     job = pool_app.setup_was_done.defer()
-    worker_thread(pool="process", concurrency=1)
+    worker_thread(**POOL, concurrency=1)
     assert _finished(app, job).result is True
 
 
