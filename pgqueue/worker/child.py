@@ -8,16 +8,18 @@ retry policies, timeouts, heartbeats) stays with the worker.
 
 A child never decides to stop. It ignores SIGINT and SIGTERM: a Ctrl-C in a terminal, or
 systemd's SIGTERM to every process of the service, reaches the children too, and must not end
-jobs the worker is still draining. It exits when its socket closes, because the worker retired
-it or died: an orphan must not go on running a job that another worker is about to be given.
+jobs the worker is still draining. It exits when its socket closes (the worker retired it), or
+when the worker dies, even mid-job: an orphan must not go on running a job that another worker
+is about to be given.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
-import queue
 import resource
 import signal
 import socket
@@ -94,11 +96,10 @@ def child_main(channel: socket.socket, setup: ChildSetup) -> None:
         channel.sendall(encode_frame({"failed": f"{type(exc).__name__}: {exc}"[:2000]}))
         os._exit(1)
     channel.sendall(encode_frame({"ready": os.getpid(), "rss": _own_memory()}))
-    requests: queue.Queue[dict[str, Any]] = queue.Queue()
-    threading.Thread(target=_read_requests, args=(channel, requests), daemon=True,
-                     name="pgqueue-child-reader").start()
+    threading.Thread(target=_exit_with_the_worker, daemon=True,
+                     name="pgqueue-child-lifeline").start()
     while True:
-        request = requests.get()
+        request = _read_request(channel)
         reply = run_request(app, setup.worker_name, request)
         reply["rss"] = _own_memory()
         try:
@@ -128,14 +129,25 @@ def _dsn_of(app: App) -> str | None:
         return None
 
 
-def _read_requests(channel: socket.socket, requests: queue.Queue[dict[str, Any]]) -> None:
-    """Owns every read of the socket, so the end of it is seen even while a job runs."""
-    while True:
-        header = _read_exactly(channel, FRAME_HEADER.size)
-        body = _read_exactly(channel, FRAME_HEADER.unpack(header)[0]) if header else b""
-        if not header or not body:
-            os._exit(0)  # the worker closed it (retired this child) or died
-        requests.put(json.loads(body))
+def _read_request(channel: socket.socket) -> dict[str, Any]:
+    """The next job; the end of the socket (the worker retired this child, or died) ends
+    the child."""
+    header = _read_exactly(channel, FRAME_HEADER.size)
+    body = _read_exactly(channel, FRAME_HEADER.unpack(header)[0]) if header else b""
+    if not body:
+        os._exit(0)
+    return json.loads(body)
+
+
+def _exit_with_the_worker() -> None:
+    """While a job runs nobody reads the socket: this thread watches the worker's own
+    sentinel (multiprocessing's pipe from the process that started this one) and ends the
+    child the moment the worker dies. It wakes for nothing else, so jobs cost no thread
+    switch."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+    os._exit(0)
 
 
 def _read_exactly(channel: socket.socket, size: int) -> bytes:
