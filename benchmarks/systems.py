@@ -113,7 +113,7 @@ class System:
     def reset(self) -> None:
         if self.reset_sql:
             pg.execute(self.dsn, *self.reset_sql)
-        if self.name == "celery":
+        if self.name.startswith("celery"):  # the prefork variants too (benchmarks.pools)
             redis_command("FLUSHDB")
 
     def seed(self, count: int, start: int = 0, finished: bool = False) -> None:

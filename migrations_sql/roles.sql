@@ -24,7 +24,8 @@
 --                     writes a job's life-cycle columns only, never what a job runs (task,
 --                     queue, arguments, priority, attempts allowed, timeout).
 --   pgqueue_observer  reads the DBA views (queue_stats, task_stats, stuck_jobs,
---                     workers_overview, health, queue_flow, queue_overview) and nothing else: no job arguments or results.
+--                     workers_overview, worker_children, health, queue_flow, queue_overview,
+--                     unserved_jobs) and nothing else: no job arguments or results.
 --                     `pgqueue top` needs no more. Add pg_read_all_stats to let it see the age
 --                     of other roles' transactions in pgqueue.health.
 --
@@ -126,5 +127,5 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA pgqueue TO pgqueue_worker;
 -- observer -----------------------------------------------------------------------------------
 GRANT SELECT ON pgqueue.queue_stats, pgqueue.task_stats, pgqueue.stuck_jobs,
     pgqueue.workers_overview, pgqueue.health, pgqueue.queue_flow, pgqueue.queue_overview,
-    pgqueue.unserved_jobs
+    pgqueue.unserved_jobs, pgqueue.worker_children
     TO pgqueue_observer;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +21,7 @@ from pgqueue.db import (
 from pgqueue.errors import ConfigurationError, JobNotFound, PgQueueWarning, UnknownTask
 from pgqueue.limits import QueueLimits
 from pgqueue.retry import RetryPolicy, coerce_retry
-from pgqueue.tasks import DEFAULT_QUEUE, Task
+from pgqueue.tasks import DEFAULT_QUEUE, POOLS, Pool, Task
 from pgqueue.types import ClaimedJob, Job, JobError, QueueStats
 from pgqueue.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -66,6 +67,15 @@ def _caller_outside_this_module() -> int:
     return level
 
 
+def _check_pool(pool: Pool | None, function: Callable[..., Any], task_name: str) -> Pool | None:
+    if pool is not None and pool not in POOLS:
+        raise ConfigurationError(f"{task_name}: pool must be 'thread' or 'process', not {pool!r}")
+    if pool is not None and inspect.iscoroutinefunction(function):
+        raise ConfigurationError(f"{task_name}: an async def task runs on the worker's event "
+                                 f"loop; pool={pool!r} applies to plain functions only")
+    return pool
+
+
 class App:
     """One pgqueue application: a DSN, its pools and its registry of tasks.
 
@@ -97,6 +107,9 @@ class App:
         they raise; cancelled at exit)."""
         self.queue_limits: dict[str, QueueLimits] = {}
         """Limits declared with `queue()`, written by every worker at start."""
+        self.process_setup: str | None = None
+        """`module:function` that each child process of the worker's process pool calls before
+        it imports this app (a framework to set up first: "django:setup")."""
         self._db: Database | None = None
 
     @property
@@ -148,6 +161,7 @@ class App:
         self, *, name: str | None = ..., queue: str = ..., priority: int = ...,
         retry: RetryPolicy | int | bool | None = ..., timeout: float | None = ...,
         pass_context: bool = ..., on_failure: Callable[[ClaimedJob, JobError], Any] | None = ...,
+        pool: Pool | None = ...,
     ) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
 
     def task(
@@ -155,12 +169,15 @@ class App:
         queue: str = DEFAULT_QUEUE, priority: int = 0,
         retry: RetryPolicy | int | bool | None = None, timeout: float | None = None,
         pass_context: bool = False,
-        on_failure: Callable[[ClaimedJob, JobError], Any] | None = None,
+        on_failure: Callable[[ClaimedJob, JobError], Any] | None = None, pool: Pool | None = None,
     ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
         """Register a function (sync or `async def`) as a task; usable with or without ().
 
         `on_failure(job, error)` is called once a job of the task has failed for good (sync in
-        the worker's threads, or `async def` on its loop), for alerting."""
+        the worker's threads, or `async def` on its loop), for alerting.
+        `pool="process"` runs a plain function in a child process of the worker (CPU-bound or
+        leaky code) even when the worker's `--pool` is thread; `pool="thread"` keeps it in a
+        thread under `--pool process` (docs/worker.md)."""
         if on_failure is not None and not callable(on_failure):
             raise ConfigurationError(f"on_failure must be callable, not {on_failure!r}")
 
@@ -173,6 +190,7 @@ class App:
                 priority=check_priority(priority), retry=coerce_retry(retry),
                 timeout=check_timeout(timeout), pass_context=pass_context,
                 on_failure=on_failure,
+                pool=_check_pool(pool, function, task_name),
             )
             existing = self.tasks.get(task_name)
             if existing is not None and existing.func is not function:

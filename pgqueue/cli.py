@@ -361,6 +361,20 @@ def _worker_flags(worker: argparse.ArgumentParser) -> None:
                              "(a container scraped from outside) [env PGQUEUE_METRICS_ADDR]")
     worker.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=True,
                         help="run the periodic scheduler, or not")
+    _pool_flags(worker)
+
+
+def _pool_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pool", choices=["thread", "process"],
+                        default=_env("PGQUEUE_POOL", "thread"),
+                        help="run plain-function tasks in -c threads, or in -c child processes "
+                             "for CPU-bound or leaky tasks (docs/worker.md) [env PGQUEUE_POOL]")
+    parser.add_argument("--max-tasks-per-child", type=_positive_int, default=None, metavar="N",
+                        help="replace a child process after N jobs (default: never)")
+    parser.add_argument("--max-memory-per-child", type=_positive_int, default=None,
+                        metavar="MB",
+                        help="replace a child process after a job that left it holding MB MiB "
+                             "or more (default: never)")
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
@@ -434,7 +448,8 @@ def _worker(args: argparse.Namespace, app: App, out: Out) -> int:
         one_shot=args.one_shot, listen=args.listen, poll_interval=args.poll_interval,
         metrics_port=args.metrics_port, metrics_addr=args.metrics_addr,
         shutdown_timeout=args.shutdown_timeout, delete_jobs=args.delete_jobs,
-        periodic=args.periodic)
+        periodic=args.periodic, pool=args.pool, max_tasks_per_child=args.max_tasks_per_child,
+        max_memory_per_child=args.max_memory_per_child, app_path=getattr(args, "app", None))
 
 
 def _migrate(args: argparse.Namespace, app: App, out: Out) -> int:

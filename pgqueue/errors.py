@@ -125,6 +125,11 @@ class TaskTimeout(PgQueueError):
     """The task ran longer than its timeout."""
 
 
+class WorkerLost(PgQueueError):
+    """The process running the job died mid-attempt (a hard exit, a segfault, an OOM kill):
+    the attempt counts and the job follows its retry policy."""
+
+
 class JobAborted(PgQueueError):
     """The job was cancelled while it ran."""
 

@@ -252,17 +252,22 @@ def delete_dead_workers(*, heartbeat_timeout: float) -> Call[list[int]]:
 def register_worker(
     *, name: str, hostname: str, pid: int, queues: Sequence[str] | None, concurrency: int,
     application_name: str | None = None, tasks: Sequence[str] | None = None,
+    pool: str = "thread",
 ) -> Call[int]:
     return Call("register_worker", {
         "name": name, "hostname": hostname, "pid": pid,
         "queues": list(queues) if queues is not None else None, "concurrency": concurrency,
         "application_name": application_name,
-        "tasks": list(tasks) if tasks is not None else None,
+        "tasks": list(tasks) if tasks is not None else None, "pool": pool,
     }, _first_id)
 
 
-def heartbeat(*, worker_id: int) -> Call[tuple[bool, list[int]]]:
-    return Call("heartbeat", {"worker_id": worker_id},
+def heartbeat(
+    *, worker_id: int, children: Sequence[Mapping[str, Any]] = (),
+) -> Call[tuple[bool, list[int]]]:
+    """`children`: the worker's child processes now (pgqueue.worker.process_pool)."""
+    return Call("heartbeat", {"worker_id": worker_id,
+                              "children": json.dumps(list(children)) if children else None},
                 lambda rows: (bool(rows[0]["alive"]), list(rows[0]["abort_ids"])))
 
 
@@ -329,6 +334,10 @@ def observe_task_stats() -> Call[list[Row]]:
 
 def observe_workers() -> Call[list[Row]]:
     return Call("observe_workers")
+
+
+def observe_worker_children() -> Call[list[Row]]:
+    return Call("observe_worker_children")
 
 
 def observe_stuck_jobs() -> Call[list[Row]]:

@@ -45,6 +45,9 @@ KEY_LOOKUPS = 3
 the lookup (the key is then free, and the next try inserts)."""
 OnConflict = Literal["return", "raise"]
 OnParentFailure = Literal["cancel", "run"]
+Pool = Literal["thread", "process"]
+"""Where a plain-function task runs: a thread of the worker, or a child process of it."""
+POOLS: tuple[Pool, ...] = ("thread", "process")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,6 +75,9 @@ class Task(Generic[P, R]):
     on_failure: Callable[[ClaimedJob, JobError], Any] | None = None
     """Called once a job of this task has failed for good (after its last attempt, or
     `pgqueue.Fail`), with the job and its error: pgqueue/worker/failure_hooks.py."""
+    pool: Pool | None = None
+    """"process": run in a child process of the worker even when its `--pool` is thread;
+    "thread": in a thread even under `--pool process`; None: the worker's pool decides."""
 
     @property
     def is_async(self) -> bool:

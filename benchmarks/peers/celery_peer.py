@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from celery import Celery
 
 from benchmarks.peers import producer
+from benchmarks.peers.cpu_work import burn
 from benchmarks.record import record
 
 app = Celery("bench", broker=os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/13"))
@@ -30,6 +31,16 @@ def noop(i: int) -> None:
     record(i)
 
 
+@app.task(name="cpu")
+def cpu(i: int) -> None:
+    """The pool benchmark's CPU-bound job (benchmarks/pools.py): ~20 ms of pure Python."""
+    burn()
+    record(i)
+
+
+task = cpu if os.environ.get("BENCH_TASK") == "cpu" else noop
+
+
 class CeleryPeer:
     def setup(self) -> None:
         pass
@@ -38,12 +49,12 @@ class CeleryPeer:
         return None
 
     def defer_one(self, index: int) -> None:
-        noop.delay(index)
+        task.delay(index)
 
     def defer_batch(self, indices: Sequence[int]) -> None:
         with app.producer_or_acquire() as publisher:
             for i in indices:
-                noop.apply_async((i,), producer=publisher)
+                task.apply_async((i,), producer=publisher)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from benchmarks.peers.cpu_work import burn
 from benchmarks.record import record
 from pgqueue import App
 
@@ -25,4 +26,11 @@ async def noop(i: int) -> None:
 
 @app.task(name="noop_sync")
 def noop_sync(i: int) -> None:
+    record(i)
+
+
+@app.task(name="cpu")
+def cpu(i: int) -> None:
+    """The pool benchmark's CPU-bound job (benchmarks/pools.py): ~20 ms of pure Python."""
+    burn()
     record(i)

@@ -6,9 +6,9 @@ import os
 from collections.abc import Sequence
 
 from benchmarks.peers import producer
-from benchmarks.peers.pgqueue_app import app, noop, noop_sync
+from benchmarks.peers.pgqueue_app import app, cpu, noop, noop_sync
 
-task = noop_sync if os.environ.get("BENCH_TASK") == "sync" else noop
+task = {"sync": noop_sync, "cpu": cpu}.get(os.environ.get("BENCH_TASK", ""), noop)
 
 
 class PgqueuePeer:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pgqueue import store
@@ -40,7 +40,7 @@ try:
         Histogram,
         start_http_server,
     )
-    from prometheus_client.core import GaugeMetricFamily, Metric
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 except ModuleNotFoundError as missing:
     raise MissingExtra("--metrics-port", "prometheus_client", "metrics") from missing
 
@@ -75,6 +75,11 @@ LIVE_METRICS: dict[str, str] = {
     "pgqueue_worker_slots": "Jobs this worker may run at once (its concurrency).",
     "pgqueue_worker_busy_slots": "Jobs this worker is running now.",
     "pgqueue_worker_info": "Always 1; labels name the worker.",
+    "pgqueue_worker_child_processes": "Child processes of this worker's process pool now.",
+    "pgqueue_worker_child_memory_bytes": "Resident memory of each child process (label pid).",
+    "pgqueue_worker_child_busy": "1 while the child process runs a job (label pid).",
+    "pgqueue_worker_children_replaced": "Child processes replaced, by reason: died, timeout, "
+                                        "interrupted (cancel, shutdown), max_tasks, max_memory.",
 }
 
 
@@ -153,6 +158,9 @@ class LiveCollector:
         info.add_metric([context.identity.name, str(context.identity.worker_id or ""),
                          ",".join(options.queues or ["*"])], 1.0)
         yield info
+        if context.children is not None:
+            yield from _children_metrics(context.children.describe(),
+                                         context.children.replaced)
 
     def _read_database(self) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
         try:
@@ -180,6 +188,24 @@ def _gauge(name: str, *, value: float | None = None,
            labels: Sequence[str] = ()) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, LIVE_METRICS[name], value=value,
                              labels=None if value is not None else list(labels))
+
+
+def _children_metrics(children: Sequence[dict[str, Any]],
+                      replaced: Mapping[str, int]) -> Iterator[Metric]:
+    yield _gauge("pgqueue_worker_child_processes", value=float(len(children)))
+    memory = _gauge("pgqueue_worker_child_memory_bytes", labels=["pid"])
+    busy = _gauge("pgqueue_worker_child_busy", labels=["pid"])
+    for child in children:
+        if child["rss_bytes"] is not None:
+            memory.add_metric([str(child["pid"])], float(child["rss_bytes"]))
+        busy.add_metric([str(child["pid"])], 0.0 if child["job_id"] is None else 1.0)
+    yield from (memory, busy)
+    counter = CounterMetricFamily("pgqueue_worker_children_replaced",
+                                  LIVE_METRICS["pgqueue_worker_children_replaced"],
+                                  labels=["reason"])
+    for reason in ("died", "timeout", "interrupted", "max_tasks", "max_memory"):
+        counter.add_metric([reason], float(replaced.get(reason, 0)))
+    yield counter
 
 
 def _database_gauges(live: list[dict[str, Any]], overview: dict[str, Any]) -> Iterator[Metric]:

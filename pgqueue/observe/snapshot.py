@@ -22,12 +22,14 @@ class Snapshot:
     tasks: list[Row] = field(default_factory=list)
     workers: list[Row] = field(default_factory=list)
     stuck: list[Row] = field(default_factory=list)
+    children: list[Row] = field(default_factory=list)
+    """Child processes of process-pool workers (pgqueue.worker_children)."""
     health: Row | None = None
     database: str = ""
     taken_at: float = field(default_factory=time.time)
     """Wall-clock time of the reading (seconds since the epoch)."""
     read_seconds: float = 0.0
-    """How long the five views took to read: the cost of one refresh."""
+    """How long the views took to read: the cost of one refresh."""
 
     @property
     def failing_tasks(self) -> list[Row]:
@@ -41,8 +43,10 @@ def take_snapshot(app: App) -> Snapshot:
         tasks = app.db.run(store.observe_task_stats(), conn)
         workers = app.db.run(store.observe_workers(), conn)
         stuck = app.db.run(store.observe_stuck_jobs(), conn)
+        children = app.db.run(store.observe_worker_children(), conn)
         health = app.db.run(store.observe_health(), conn)
         info = conn.info
         database = f"{info.dbname}@{info.host}:{info.port}"
-    return Snapshot(queues=queues, tasks=tasks, workers=workers, stuck=stuck, health=health,
+    return Snapshot(queues=queues, tasks=tasks, workers=workers, stuck=stuck,
+                    children=children, health=health,
                     database=database, read_seconds=time.monotonic() - started)

@@ -1,7 +1,7 @@
 """`pgqueue top`: a live, refreshing terminal view of queues, rates, latency, workers, failing
 tasks and stuck jobs, drawn with rich from the DBA views (docs/sql.md).
 
-Each refresh reads the five views once (queue_stats and health count the whole jobs table, so
+Each refresh reads the views once (queue_stats and health count the whole jobs table, so
 keep the interval at a second or more on big tables). `q` or Ctrl-C quits; a lost database
 connection is shown on screen and retried at the next refresh. When stdout is not a terminal,
 or with `--once`, one frame is printed and the command exits.
@@ -35,7 +35,7 @@ except ModuleNotFoundError as missing:
     raise MissingExtra("pgqueue top", "rich", "top") from missing
 
 EXIT_OK = 0
-MAX_ROWS = {"queues": 15, "tasks": 12, "failing": 8, "workers": 10, "stuck": 8}
+MAX_ROWS = {"queues": 15, "tasks": 12, "failing": 8, "workers": 10, "children": 12, "stuck": 8}
 SLOW_WAIT_SECONDS = 60.0
 """An oldest waiting job older than this is highlighted."""
 DASH = "\N{EN DASH}"
@@ -119,8 +119,10 @@ def render(snapshot: Snapshot, *, interval: float | None,
     parts.append(_summary(snapshot))
     for section in (_queues_table(snapshot.queues), _tasks_table(snapshot.tasks),
                     _failing_table(snapshot.failing_tasks, snapshot.taken_at),
-                    _workers_table(snapshot.workers), _stuck_table(snapshot.stuck)):
-        parts += [Text(""), section]
+                    _workers_table(snapshot.workers), _children_table(snapshot.children),
+                    _stuck_table(snapshot.stuck)):
+        if section is not None:
+            parts += [Text(""), section]
     return Group(*parts)
 
 
@@ -152,6 +154,9 @@ def _summary(snapshot: Snapshot) -> Text:
     text.append(f"{alive} alive / {len(snapshot.workers)}",
                 style="" if alive or not queues else "bold red")
     text.append(" · paused queues " + str(sum(1 for q in queues if q["paused"])))
+    if snapshot.children:
+        memory = sum(c["rss_bytes"] or 0 for c in snapshot.children)
+        text.append(f" · child processes {len(snapshot.children)} ({_bytes(memory)})")
     if health:
         text.append("\ntable ", style="bold")
         text.append(f"{_bytes(health['jobs_total_bytes'])} · dead tuples "
@@ -256,6 +261,21 @@ def _workers_table(workers: Sequence[Row]) -> RenderableType:
             f"{w['running_jobs']}/{w['concurrency']}",
             Text(heartbeat, style="" if w["alive"] else "bold red"),
             _seconds(w["uptime_seconds"]), _text(", ".join(sorted(w["running_tasks"] or []))))
+    return table
+
+
+def _children_table(children: Sequence[Row]) -> RenderableType | None:
+    """Process-pool workers' children (`--pool process`): hidden when there are none."""
+    if not children:
+        return None
+    table = _table("Child processes", ("worker", "pid", "job", "task", "running", "memory",
+                                       "jobs run", "up"), numeric_from=4)
+    table.columns[1].justify = table.columns[2].justify = "right"
+    for c in _capped(table, children, "children"):
+        table.add_row(_text(c["worker_name"], style="" if c["alive"] else "red"),
+                      str(c["pid"]), str(c["job_id"]) if c["job_id"] else "idle",
+                      _text(c["task_name"] or DASH), _seconds(c["job_running_seconds"]),
+                      _bytes(c["rss_bytes"]), str(c["jobs_run"]), _seconds(c["uptime_seconds"]))
     return table
 
 

@@ -304,16 +304,20 @@ RETURNING id;
 -- name: register_worker
 -- application_name: the stem its connections' names start with (workers_overview counts them).
 -- tasks: the task names it claims (NULL: any), read by pgqueue.unserved_jobs.
-INSERT INTO pgqueue.workers (name, hostname, pid, queues, concurrency, application_name, tasks)
+INSERT INTO pgqueue.workers (name, hostname, pid, queues, concurrency, application_name, tasks,
+                             pool)
 VALUES (%(name)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s, %(application_name)s,
-        %(tasks)s)
+        %(tasks)s, %(pool)s)
 RETURNING id;
 
 -- name: heartbeat
 -- Proves the worker alive and returns its running jobs whose abort was requested (so a cancel
--- takes effect even if a notification was missed).
+-- takes effect even if a notification was missed). Records its child processes as they are
+-- now (NULL: none; pgqueue.worker_children shows them), so they are at most one heartbeat old.
 WITH beat AS (
-    UPDATE pgqueue.workers SET last_heartbeat_at = now() WHERE id = %(worker_id)s RETURNING id
+    UPDATE pgqueue.workers SET last_heartbeat_at = now(), children = %(children)s::jsonb
+    WHERE id = %(worker_id)s
+    RETURNING id
 )
 SELECT (SELECT count(*) FROM beat)::int AS alive,
        coalesce((SELECT array_agg(id) FROM pgqueue.jobs
@@ -414,6 +418,10 @@ SELECT * FROM pgqueue.task_stats;
 -- name: observe_workers
 -- Every registered worker, alive first, with what it runs now.
 SELECT * FROM pgqueue.workers_overview;
+
+-- name: observe_worker_children
+-- One row per child process of a process-pool worker: its job, task and memory.
+SELECT * FROM pgqueue.worker_children;
 
 -- name: observe_stuck_jobs
 -- Running jobs held by missing or dead workers or past their timeout, oldest first.

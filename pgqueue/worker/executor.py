@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgqueue.context import JobContext
 from pgqueue.errors import (
@@ -27,9 +27,12 @@ from pgqueue.errors import (
 from pgqueue.logs import log_event
 from pgqueue.retry import RetryPolicy
 from pgqueue.tasks import Task, call_signature
-from pgqueue.types import ClaimedJob
+from pgqueue.types import ClaimedJob, JobError
 from pgqueue.validation import to_json
 from pgqueue.worker.outcome import Outcome, OutcomeKind, describe, retry_delay
+
+if TYPE_CHECKING:
+    from pgqueue.worker.process_pool import ProcessPool
 
 logger = logging.getLogger("pgqueue.worker")
 
@@ -67,8 +70,14 @@ class RunningJob:
 def classify_failure(job: ClaimedJob, policy: RetryPolicy, exc: BaseException) -> Outcome:
     """Retry while attempts remain and the policy finds the error worth it (never after
     `pgqueue.Fail`), else fail; the error is kept either way."""
-    error = describe(exc)
-    if job.attempt < job.max_attempts and not isinstance(exc, Fail) and policy.should_retry(exc):
+    retryable = not isinstance(exc, Fail) and policy.should_retry(exc)
+    return classify_error(job, policy, describe(exc), retryable=retryable, exc=exc)
+
+
+def classify_error(job: ClaimedJob, policy: RetryPolicy, error: JobError, *,
+                   retryable: bool = True, exc: BaseException | None = None) -> Outcome:
+    """classify_failure for an error already described (raised in a child process)."""
+    if job.attempt < job.max_attempts and retryable:
         try:
             delay = policy.delay_after(job.attempt, exc)
         except Exception as broken:  # a backoff callable's bug must not leave the job running
@@ -81,6 +90,7 @@ def classify_failure(job: ClaimedJob, policy: RetryPolicy, exc: BaseException) -
 
 async def execute(
     running: RunningJob, task: Task[Any, Any] | None, threads: concurrent.futures.Executor,
+    children: ProcessPool | None = None,
 ) -> Outcome:
     job = running.job
     if job.unreadable is not None:
@@ -101,6 +111,8 @@ async def execute(
     try:
         if task.is_async:
             result = await _run_on_loop(task, args, job.kwargs)
+        elif children is not None and children.runs(task):
+            return await _run_in_child(running, task, children)
         else:
             result = await _run_in_thread(running, task, args, job.kwargs, threads)
         if running.stop_reason == StopReason.ABORT:
@@ -135,7 +147,7 @@ async def _run_in_thread(
     be killed: the slot stays taken until it returns (the runner waits on `thread_future`)."""
     loop = asyncio.get_running_loop()
     call = functools.partial(
-        contextvars.copy_context().run, _call_with_hooks, task, args, kwargs
+        contextvars.copy_context().run, call_with_hooks, task, args, kwargs
     )
     future = loop.run_in_executor(threads, call)
     running.thread_future = future
@@ -148,6 +160,45 @@ async def _run_in_thread(
                   task=task.name, timeout_s=task.timeout,
                   note="told to stop (should_abort); its thread keeps the slot until it returns")
         raise _timeout(task) from exc
+
+
+async def _run_in_child(
+    running: RunningJob, task: Task[Any, Any], children: ProcessPool,
+) -> Outcome:
+    """Run a sync task in a child process (pgqueue.worker.process_pool). A timeout, a cancel
+    or the shutdown deadline kills the child, so the task really stops; a child that dies
+    raises WorkerLost. Both end up in execute()'s handlers, as from a thread."""
+    job = running.job
+    try:
+        reply = await children.run(job, task.timeout)
+    except TimeoutError as exc:
+        log_event(logger, logging.WARNING, "job.timed_out", job_id=job.id, task=task.name,
+                  timeout_s=task.timeout, note="its child process was killed and replaced")
+        raise _timeout(task) from exc
+    if reply.kind == "unavailable":
+        return Outcome(job, OutcomeKind.RELEASED)  # never started: no attempt spent
+    running.context.completed_in_transaction = reply.completed_in_transaction
+    if reply.kind == "returned":
+        return Outcome(job, OutcomeKind.SUCCEEDED, result_json=reply.result_json)
+    if reply.kind == "retry":
+        return Outcome(job, OutcomeKind.RETRY, retry_delay=retry_delay(reply.delay),
+                       refund_attempt=True)
+    assert reply.error is not None, f"a {reply.kind} reply carries its error"
+    if reply.kind == "unstorable":
+        return Outcome(job, OutcomeKind.FAILED, error=reply.error)
+    return classify_error(job, task.retry, reply.error,
+                          retryable=_retryable_by_name(task.retry, reply.error))
+
+
+def _retryable_by_name(policy: RetryPolicy, error: JobError) -> bool:
+    """A child's exception crosses the process boundary as its class name: matched by name
+    against `pgqueue.Fail` and the policy's retry_on / dont_retry_on classes (each class
+    itself, not its subclasses)."""
+    if error.type == Fail.__qualname__:
+        return False
+    if policy.dont_retry_on and error.type in {c.__qualname__ for c in policy.dont_retry_on}:
+        return False
+    return not policy.retry_on or error.type in {c.__qualname__ for c in policy.retry_on}
 
 
 async def _run_on_loop(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -169,7 +220,7 @@ def _timeout(task: Task[Any, Any]) -> TaskTimeout:
     return TaskTimeout(f"{task.name} exceeded its timeout of {task.timeout:g}s")
 
 
-def _call_with_hooks(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+def call_with_hooks(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
     with contextlib.ExitStack() as stack:
         for hook in task.app.task_hooks:
             stack.enter_context(hook())

@@ -26,8 +26,9 @@ async def heartbeat_service(context: ServiceContext) -> None:
     backoff = Backoff()
     while True:
         try:
+            children = context.children.describe() if context.children is not None else []
             alive, abort_ids = await context.db.arun(
-                store.heartbeat(worker_id=identity.require_id()))
+                store.heartbeat(worker_id=identity.require_id(), children=children))
             if not alive:
                 log_event(logger, logging.ERROR, "worker.declared_dead",
                           worker_id=identity.worker_id,

@@ -11,9 +11,11 @@ from typing import Literal
 
 from pgqueue.errors import ConfigurationError
 from pgqueue.maintenance.retention import RetentionPolicy
+from pgqueue.tasks import POOLS, Pool
 from pgqueue.validation import MAX_QUEUE_NAME, check_name
 
 DeleteJobs = Literal["never", "successful", "always"]
+StartMethod = Literal["forkserver", "spawn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,22 @@ class WorkerOptions:
     """How long finished jobs are kept, per state."""
     periodic: bool = True
     """Run the periodic scheduler when the app declares schedules (see docs/periodic.md)."""
+    pool: Pool = "thread"
+    """Where plain-function tasks run: "thread" (`concurrency` threads) or "process"
+    (`concurrency` child processes, pgqueue.worker.process_pool); async tasks always run on
+    the event loop, and a task's own `pool=` overrides this."""
+    max_tasks_per_child: int | None = None
+    """A child process is replaced after running this many jobs; None: never."""
+    max_memory_per_child: int | None = None
+    """A child process is replaced after a job that left it holding this many MiB or more
+    (resident memory); None: never."""
+    app_path: str | None = None
+    """`module:attr` child processes import to load the app (the CLI's --app); None: looked up
+    among the imported modules when a child is first needed."""
+    child_start_method: StartMethod = "forkserver"
+    """How child processes start: "forkserver" (forked from a small server process that
+    imported the app once: milliseconds) or "spawn" (a fresh interpreter each). Both are safe
+    beside the worker's threads, unlike a plain fork."""
 
     def __post_init__(self) -> None:
         if self.queues is not None:
@@ -92,6 +110,19 @@ class WorkerOptions:
             raise ConfigurationError(
                 f"delete_jobs must be never, successful or always, not {self.delete_jobs!r}"
             )
+        self._check_pool_options()
+
+    def _check_pool_options(self) -> None:
+        if self.pool not in POOLS:
+            raise ConfigurationError(f"pool must be thread or process, not {self.pool!r}")
+        for field_name in ("max_tasks_per_child", "max_memory_per_child"):
+            value = getattr(self, field_name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigurationError(f"{field_name} must be an int >= 1 or None, "
+                                         f"not {value!r}")
+        if self.child_start_method not in ("forkserver", "spawn"):
+            raise ConfigurationError("child_start_method must be forkserver or spawn, not "
+                                     f"{self.child_start_method!r}")
 
     def _check_queue_slots(self) -> None:
         if self.queue_slots is None:

@@ -41,6 +41,7 @@ from pgqueue.worker.notifications import listen_service
 from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
+from pgqueue.worker.process_pool import ProcessPool
 from pgqueue.worker.services import (
     Service,
     ServiceContext,
@@ -81,6 +82,9 @@ class Worker:
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=options.total_slots, thread_name_prefix="pgqueue-task"
         )
+        self.children = ProcessPool(app, options, on_give_up=self.request_stop)
+        """Child processes for sync tasks under `--pool process` or a task's pool="process"
+        (pgqueue.worker.process_pool); none start until one is needed."""
         self.stopping = False
         self._forced = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -106,18 +110,19 @@ class Worker:
         self.services.start(self._services(ServiceContext(
             app=self.app, db=self.db, options=self.options, identity=self.identity,
             signals=self.signals, jobs=self, observers=self.observers,
-            register=self.register)))
+            register=self.register, children=self.children)))
         if not self.options.listen:
             self.signals.ready.set()
         log_event(logger, logging.INFO, "worker.started", worker=self.name,
                   worker_id=self.worker_id, queues=self.options.queues_label,
-                  concurrency=self.options.total_slots, pid=os.getpid(),
+                  concurrency=self.options.total_slots, pool=self.options.pool, pid=os.getpid(),
                   tasks="*" if self.served_tasks is None else ",".join(self.served_tasks))
         if self.served_tasks == ():
             log_event(logger, logging.WARNING, "worker.serves_no_tasks", worker=self.name,
                       note="no task is registered on this app, so it claims nothing: import "
                            "the modules that define them (--app names the App they use)")
         try:
+            await self._start_children()
             await asyncio.gather(*(claim_loop(self, group) for group in self.slot_groups))
             await self._drain()
         finally:
@@ -126,16 +131,27 @@ class Worker:
             if self.services.failed != "completer":
                 await self.completer.wait_idle()
             await self.services.stop(timeout=5.0)
+            await self.children.close()
             await self.claim_connection.close()
             await self._unregister()
             await self.db.close()
             self._threads.shutdown(wait=False, cancel_futures=True)
             await self.app.db.aclose()
             log_event(logger, logging.INFO, "worker.stopped", worker=self.name)
-        code = EXIT_OK if self.services.failed is None else EXIT_SERVICE_FAILED
+        failed = self.services.failed is not None or self.children.broken is not None
+        code = EXIT_SERVICE_FAILED if failed else EXIT_OK
         await self._let_told_tasks_return()
         self._exit_if_tasks_outlive_their_jobs(code)
         return code
+
+    async def _start_children(self) -> None:
+        """Under `--pool process` every child starts now; otherwise they start with the first
+        job of a task declared with pool="process" (checked now: children can import the
+        app)."""
+        if self.options.pool == "process":
+            await self.children.start()
+        elif any(task.pool == "process" for task in self.app.tasks.values()):
+            self.children.prepare()
 
     def _services(self, context: ServiceContext) -> list[Service]:
         """Every background service, supervised one way (pgqueue.worker.services)."""
@@ -219,7 +235,8 @@ class Worker:
         self.worker_id = await self.db.arun(store.register_worker(
             name=self.name, hostname=socket.gethostname(), pid=os.getpid(),
             queues=self.options.queues, concurrency=self.options.total_slots,
-            application_name=worker_application_stem(self.name), tasks=self.served_tasks))
+            pool=self.options.pool, application_name=worker_application_stem(self.name),
+            tasks=self.served_tasks))
 
     async def _declare_queue_limits(self) -> None:
         """Write the app's declared queue limits (`App.queue`), unless an operator has set a
@@ -292,7 +309,7 @@ class Worker:
         job = running.job
         task = self.app.tasks.get(job.task_name)
         try:
-            outcome = await execute(running, task, self._threads)
+            outcome = await execute(running, task, self._threads, self.children)
         except asyncio.CancelledError:
             outcome = Outcome(job, OutcomeKind.RELEASED)
         except Exception as exc:  # a bug in pgqueue must not leave the job running

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pgqueue.db import AsyncDatabase
     from pgqueue.worker.executor import RunningJob
     from pgqueue.worker.options import WorkerOptions
+    from pgqueue.worker.process_pool import ProcessPool
 
 logger = logging.getLogger("pgqueue.worker")
 
@@ -103,6 +104,8 @@ class ServiceContext:
     observers: list[Any]
     register: Callable[[], Awaitable[None]]
     """Register again (the heartbeat learnt this worker was declared dead)."""
+    children: ProcessPool | None = None
+    """The worker's child processes (the heartbeat records them; metrics show them)."""
 
 
 async def wait_for_event(event: asyncio.Event, timeout: float) -> None:

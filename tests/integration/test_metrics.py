@@ -182,3 +182,38 @@ def test_a_port_in_use_is_logged_and_the_worker_runs_jobs_anyway(
             assert app.run_worker(one_shot=True, metrics_port=port) == 0
     assert app.get_job(job).result == 3
     assert any("metrics.unavailable" in record.getMessage() for record in caplog.records)
+
+
+def test_a_process_pool_worker_shows_its_children_their_memory_and_replacements(
+    dsn: str,
+) -> None:
+    from tests.apps import pool_app
+
+    with app_on(pool_app.app, dsn):
+        pool_app.grow.defer(1)  # the child is retired after it (max-tasks-per-child 1)
+        busy = pool_app.sleeps.defer(30)
+        port = free_port()
+        worker = spawn_cli("--app", "tests.apps.pool_app:app", "worker", "--pool", "process",
+                           "-c", "2", "--max-tasks-per-child", "1", "--metrics-port",
+                           str(port), dsn=dsn)
+        try:
+            samples = scrape_until(
+                port, lambda s: value(s, "pgqueue_worker_children_replaced_total",
+                                      reason="max_tasks") == 1
+                and value(s, "pgqueue_worker_child_processes") == 2
+                and sum(v for (name, _), v in s.items()
+                        if name == "pgqueue_worker_child_busy") == 1,
+                "two children, one busy, one replaced after its job")
+            memory = {dict(labels)["pid"]: v for (name, labels), v in samples.items()
+                      if name == "pgqueue_worker_child_memory_bytes"}
+            assert len(memory) == 2 and all(v > 5 * 2**20 for v in memory.values())
+            assert value(samples, "pgqueue_worker_children_replaced_total",
+                         reason="died") == 0
+            assert pool_app.app.cancel_job(busy) == "running"
+            scrape_until(port, lambda s: value(s, "pgqueue_worker_children_replaced_total",
+                                               reason="interrupted") == 1,
+                         "the cancelled job's child replaced")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            output, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0, output

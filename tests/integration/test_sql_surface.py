@@ -512,7 +512,8 @@ def test_enqueue_from_sql_is_claimed_by_a_worker(app: App, db: Conn) -> None:
 
 DBA_OBJECTS = {
     "pgqueue.queue_stats": "view", "pgqueue.task_stats": "view", "pgqueue.stuck_jobs": "view",
-    "pgqueue.workers_overview": "view", "pgqueue.health": "view",
+    "pgqueue.workers_overview": "view", "pgqueue.worker_children": "view",
+    "pgqueue.health": "view",
     "pgqueue.paused_queues": "table",
 }
 DBA_ROUTINES = ("retry_job", "cancel_job", "retry_failed", "pause_queue", "resume_queue",

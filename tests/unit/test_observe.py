@@ -119,6 +119,22 @@ def test_top_draws_every_section() -> None:
     assert re.search(r"1\s+mail\.send\s+emails\s+worker_dead\s+1h06m\s+1h00m\s+w-1", text)
 
 
+def test_top_draws_child_processes_only_when_there_are_some() -> None:
+    assert "Child processes" not in _draw(Snapshot())
+    now = datetime.now(UTC)
+    busy = {"worker_id": 7, "worker_name": "w-1", "hostname": "host", "pid": 4242,
+            "job_id": 99, "task_name": "reports.render", "job_running_seconds": 12.5,
+            "rss_bytes": 150 * 1024 * 1024, "jobs_run": 3, "started_at": now,
+            "uptime_seconds": 125.0, "alive": True}
+    idle = {**busy, "pid": 4243, "job_id": None, "task_name": None,
+            "job_running_seconds": None, "rss_bytes": 40 * 1024 * 1024, "jobs_run": 0}
+    text = _draw(Snapshot(children=[busy, idle]))
+    assert "child processes 2 (190 MB)" in text
+    assert re.search(r"w-1\s+4242\s+99\s+reports\.render\s+12\.5s\s+150 MB\s+3\s+2m05s", text)
+    dash = "\N{EN DASH}"
+    assert re.search(rf"w-1\s+4243\s+idle\s+{dash}\s+{dash}\s+40 MB\s+0\s+2m05s", text)
+
+
 def test_durations_read_naturally() -> None:
     assert [_seconds(v) for v in (None, 0.0042, 3.25, 125, 7300, 200000)] == [
         "\N{EN DASH}", "4ms", "3.2s", "2m05s", "2h01m", "2d07h"]
