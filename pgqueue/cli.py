@@ -136,6 +136,14 @@ def _seconds(value: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive_seconds(value: str) -> float:
+    """A duration above zero (a refresh interval)."""
+    seconds = _seconds(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError("must be > 0 seconds")
+    return seconds
+
+
 def _age(value: str) -> float | None:
     """A duration that must carry its unit, or `forever`."""
     try:
@@ -273,7 +281,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     _json_flag(stats)
     top = command("top", "live view: queues, rates, latency, workers, failures (needs "
                          "pgqueue-tasks[top])")
-    top.add_argument("--interval", type=_seconds, default="2s", metavar="DURATION",
+    top.add_argument("--interval", type=_positive_seconds, default="2s", metavar="DURATION",
                      help="time between refreshes")
     top.add_argument("--once", action="store_true", help="print one frame and exit")
     command("healthcheck", "exit 0 if the database is writable and the schema current")
@@ -678,8 +686,6 @@ def _fields(value: Any) -> dict[str, Any]:
 
 
 def _top(args: argparse.Namespace, app: App, out: Out) -> int:
-    if not args.interval > 0:
-        raise CommandError("--interval must be > 0 seconds", EXIT_USAGE)
     from pgqueue.observe.top import run_top
 
     return run_top(app, interval=args.interval, once=args.once)

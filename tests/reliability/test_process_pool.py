@@ -113,8 +113,8 @@ def test_a_child_killed_mid_job_ends_that_attempt_at_once_and_spares_the_others(
     assert retried.result not in (victim_pid, worker.pid)
     assert _done(app, bystander).result == bystander_pid  # untouched
     output = workers.output(worker)
-    assert f"pool.child_died pid={victim_pid} job_id={victim} exit='signal SIGKILL'" in output
-    assert "error='WorkerLost: the child process" in output
+    assert f"pool.child_died pid={victim_pid} job_id={victim} exit=\"signal SIGKILL\"" in output
+    assert 'error="WorkerLost: the child process' in output
     assert worker.poll() is None
 
 
