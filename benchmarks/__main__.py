@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     flow_size = flow_cmd.add_mutually_exclusive_group()
     flow_size.add_argument("--quick", dest="mode", action="store_const", const="quick")
     flow_size.add_argument("--full", dest="mode", action="store_const", const="full")
-    flow_cmd.add_argument("--before", default="3dc12ce", metavar="GIT_REF",
+    flow_cmd.add_argument("--before", default=flow.BEFORE, metavar="GIT_REF",
                           help="the engine before flow control (default 3dc12ce, the last "
                                "commit before unique keys, locks and limits)")
     flow_cmd.add_argument("--after", default="HEAD", metavar="GIT_REF")

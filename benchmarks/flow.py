@@ -41,6 +41,8 @@ SEED_CHUNK = 1000
 """Jobs per seeding statement with locks: each takes a transaction-scoped advisory lock, and
 the server's lock table holds max_locks_per_transaction x max_connections (6,400 here)."""
 QUEUE = "default"
+BEFORE = "3dc12ce"
+"""The last commit before flow control (unique keys, locks and limits start at baa5a1d)."""
 SETTLE_S = 0.3
 """After the last job ran: time for its acknowledgement before the CPU is read (an idle
 worker costs ~1.6 transactions/s, nothing next to this)."""
@@ -97,6 +99,24 @@ def cases(sizes: FlowSizes) -> list[Case]:
                  lock_keys=sizes.shared_keys, against=base),
         ]
     return out
+
+
+def select(chosen: list[Case], only: Sequence[str] | None) -> list[Case]:
+    """The cases named (all when None), with every case their ratios are taken against."""
+    if not only:
+        return chosen
+    by_key = {c.key: c for c in chosen}
+    unknown = set(only) - set(by_key)
+    if unknown:
+        raise BenchError(f"unknown cases: {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(by_key)}")
+    wanted = set(only)
+    for key in only:
+        against = by_key[key].against
+        while against:
+            wanted.add(against)
+            against = by_key[against].against
+    return [c for c in chosen if c.key in wanted]
 
 
 def _set_limit(system: System, limit: tuple[str, str] | None) -> None:
@@ -188,8 +208,9 @@ def measure(system: System, case: Case, sizes: FlowSizes) -> dict[str, Any]:
     return {**result, "seeded": seeded, "load_1m": [load, os.getloadavg()[0]]}
 
 
-def _systems(admin_dsn: str, before: str, after: str) -> tuple[dict[str, System],
-                                                                 dict[str, Any]]:
+def prepare_systems(admin_dsn: str, before: str, after: str) -> tuple[dict[str, System],
+                                                                       dict[str, Any]]:
+    """A database and a pinned worker per engine: {"before": ..., "after": ...}, the commits."""
     systems: dict[str, System] = {}
     engines: dict[str, Any] = {}
     for role, ref in (("before", before), ("after", after)):
@@ -208,20 +229,7 @@ def _systems(admin_dsn: str, before: str, after: str) -> tuple[dict[str, System]
 def run(before: str, after: str, sizes: FlowSizes, mode: str, out_dir: Path,
         only: Sequence[str] | None = None) -> dict[str, Any]:
     """`only`: these case keys (with the cases their ratios are taken against)."""
-    chosen = cases(sizes)
-    if only:
-        by_key = {c.key: c for c in chosen}
-        unknown = set(only) - set(by_key)
-        if unknown:
-            raise BenchError(f"unknown cases: {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(by_key)}")
-        wanted = set(only)
-        for key in only:
-            against = by_key[key].against
-            while against:
-                wanted.add(against)
-                against = by_key[against].against
-        chosen = [c for c in chosen if c.key in wanted]
+    chosen = select(cases(sizes), only)
     results: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "mode": mode, "sizes": asdict(sizes),
@@ -233,7 +241,7 @@ def run(before: str, after: str, sizes: FlowSizes, mode: str, out_dir: Path,
     started = time.monotonic()
     with pg.server() as admin_dsn:
         results["postgres"] = pg.server_settings(admin_dsn)
-        systems, results["engines"] = _systems(admin_dsn, before, after)
+        systems, results["engines"] = prepare_systems(admin_dsn, before, after)
         try:
             for number in range(sizes.rounds):
                 ordered = chosen if number % 2 == 0 else chosen[::-1]
