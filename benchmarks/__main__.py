@@ -1,13 +1,15 @@
-"""Command line: `python -m benchmarks run --quick|--full`, `check --quick`, `report FILE`."""
+"""Command line: `python -m benchmarks run --quick|--full`, `check --quick`, `report FILE`,
+`flow --before REF --after REF`."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from benchmarks import check, metrics, report, run
+from benchmarks import check, flow, metrics, report, run
 from benchmarks import systems as systems_module
 from benchmarks.systems import all_systems
 
@@ -34,6 +36,21 @@ def main(argv: list[str] | None = None) -> int:
     check_cmd = commands.add_parser("check", help="CI gate: pgqueue/raw ratio vs baseline")
     check_cmd.add_argument("--quick", action="store_true", help="(the only mode; accepted)")
     check_cmd.add_argument("--update-baseline", action="store_true")
+    flow_cmd = commands.add_parser(
+        "flow", help="flow control's cost: an engine before it beside one after, limits, locks")
+    flow_size = flow_cmd.add_mutually_exclusive_group()
+    flow_size.add_argument("--quick", dest="mode", action="store_const", const="quick")
+    flow_size.add_argument("--full", dest="mode", action="store_const", const="full")
+    flow_cmd.add_argument("--before", default=flow.BEFORE, metavar="GIT_REF",
+                          help="the engine before flow control (default 3dc12ce, the last "
+                               "commit before unique keys, locks and limits)")
+    flow_cmd.add_argument("--after", default="HEAD", metavar="GIT_REF")
+    flow_cmd.add_argument("--rounds", type=int, default=None,
+                          help="interleaved rounds (default: 7 full, 1 quick)")
+    flow_cmd.add_argument("--cases", default=None,
+                          help="comma-separated subset of: " + ",".join(
+                              c.key for c in flow.cases(flow.FULL)))
+    flow_cmd.add_argument("--out", type=Path, default=run.RESULTS)
     report_cmd = commands.add_parser("report", help="rewrite the .md and .png of a results file")
     report_cmd.add_argument("json_file", type=Path)
     args = parser.parse_args(argv)
@@ -51,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         chosen = args.metrics.split(",") if args.metrics else list(run.METRICS)
         systems_module.ANALYZE_AFTER_SEED = args.analyze_after_seed
         run.run(systems, sizes, mode, chosen, args.out, engine=args.engine)
+        return 0
+    if args.command == "flow":
+        sizes = flow.QUICK if args.mode == "quick" else flow.FULL
+        if args.rounds:
+            sizes = dataclasses.replace(sizes, rounds=args.rounds)
+        flow.run(args.before, args.after, sizes, args.mode or "full", args.out,
+                 only=args.cases.split(",") if args.cases else None)
         return 0
     if args.command == "check":
         return check.check(update_baseline=args.update_baseline)

@@ -30,7 +30,8 @@ PROJECT_PYTHON = Path(sys.executable)
 REDIS = ("127.0.0.1", 6379)
 REDIS_DB = 13
 ENGINE_DIR: str | None = None
-"""A frozen copy of pgqueue to run instead of the working tree (set by `run --engine`)."""
+"""A frozen copy of pgqueue to run instead of the working tree (set by `run --engine`); a
+system's own `engine_dir` wins (the `flow` benchmark runs two engines side by side)."""
 ANALYZE_AFTER_SEED = False
 """Analyze the seeded tables (fresh statistics: not what a burst leaves; off by default)."""
 LISTEN_ONLY_POLL_S = 3600
@@ -38,9 +39,9 @@ LISTEN_ONLY_POLL_S = 3600
 only a notification can wake a worker that has one (issue 11)."""
 
 
-def _python_m(python: Path, module: str) -> list[str]:
+def _python_m(python: Path, module: str, engine: str | None) -> list[str]:
     """`python -m module`, through benchmarks.pin when the engine is pinned (project venv)."""
-    if ENGINE_DIR and python == PROJECT_PYTHON:
+    if engine and python == PROJECT_PYTHON:
         return [str(python), "-m", "benchmarks.pin", module]
     return [str(python), "-m", module]
 
@@ -74,6 +75,12 @@ class System:
     pushed past the measurement, so a LISTEN worker is measured on LISTEN alone."""
     woken_by: str = ""
     """What wakes an idle worker in the latency metrics (shown in the report)."""
+    engine_dir: str | None = None
+    """This system's frozen pgqueue (None: `ENGINE_DIR`, set by `run --engine`)."""
+
+    @property
+    def engine(self) -> str | None:
+        return self.engine_dir or ENGINE_DIR
 
     @property
     def python(self) -> Path:
@@ -90,15 +97,15 @@ class System:
                     "PYTHONPATH": str(ROOT), "BENCH_CONCURRENCY": str(concurrency),
                     "PYTHONDONTWRITEBYTECODE": "1"})
         env.update(self.extra_env)
-        if ENGINE_DIR:
-            env["BENCH_ENGINE_DIR"] = ENGINE_DIR
+        if self.engine:
+            env["BENCH_ENGINE_DIR"] = self.engine
         if record_dir is not None:
             env["BENCH_RECORD_DIR"] = str(record_dir)
         return env
 
     def produce(self, *args: object, record_dir: Path | None = None,
                 timeout: float = 900) -> dict:
-        argv = [*_python_m(self.python, self.peer), *map(str, args)]
+        argv = [*_python_m(self.python, self.peer, self.engine), *map(str, args)]
         return run_json(argv, self.env(record_dir), timeout=timeout)
 
     def prepare(self, admin_dsn: str) -> None:
@@ -169,17 +176,29 @@ def _series(start: int, count: int) -> str:
     return f"generate_series({start}, {start + count - 1}) AS g"
 
 
-def _pgqueue_clone(template: str, count: int, start: int, finished: bool) -> list[str]:
+def _pgqueue_clone(template: str, count: int, start: int, finished: bool,
+                   lock_keys: int | None = None) -> list[str]:
+    """`lock_keys`: job g takes lock `k<g mod lock_keys>` (an engine with locks, migration
+    0009): its insert trigger queues the first job of each lock, the others wait behind it."""
     state = "'succeeded'" if finished else "state"
+    lock_column, lock_value = (", lock", f", 'k' || (g % {int(lock_keys)})") if lock_keys \
+        else ("", "")
     return [
         f"""INSERT INTO pgqueue.jobs (queue, task_name, args, kwargs, priority, state, run_at,
-                                  max_attempts, attempts, enqueued_at, started_at, finished_at)
+                                  max_attempts, attempts, enqueued_at, started_at,
+                                  finished_at{lock_column})
             SELECT queue, task_name, jsonb_build_array(g), kwargs, priority, {state}, run_at,
                    max_attempts, {1 if finished else 0}, enqueued_at,
                    {'now()' if finished else 'NULL'}, {'now()' if finished else 'NULL'}
+                   {lock_value}
             FROM pgqueue.jobs AS t, {_series(start, count)} WHERE t.id = {int(template)}""",
         f"DELETE FROM pgqueue.jobs WHERE id = {int(template)}",
     ]
+
+
+def pgqueue_clone_locked(template: str, count: int, start: int, lock_keys: int) -> list[str]:
+    """Queued jobs g = start.. sharing `lock_keys` locks (see `_pgqueue_clone`)."""
+    return _pgqueue_clone(template, count, start, False, lock_keys)
 
 
 def _raw_clone(template: str, count: int, start: int, finished: bool) -> list[str]:
@@ -244,17 +263,22 @@ def _venv_bin(python: Path, script: str) -> str:
 LISTEN_ONLY = f"--poll-interval {LISTEN_ONLY_POLL_S}"
 
 
-def _pgqueue_system(name: str, label: str, per_concurrency: list[str], config: str,
-                    extra_env: dict[str, str] | None = None) -> System:
-    """pgqueue's worker; `per_concurrency` flags get the concurrency as their value."""
+def pgqueue_system(name: str, label: str, per_concurrency: list[str], config: str,
+                   extra_env: dict[str, str] | None = None,
+                   engine_dir: str | None = None) -> System:
+    """pgqueue's worker; `per_concurrency` flags get the concurrency as their value;
+    `engine_dir`: run that frozen copy of the engine (`pin.engine_snapshot`)."""
+    def worker_argv(py: Path, c: int) -> list[str]:
+        engine = engine_dir or ENGINE_DIR
+        return [*([_venv_bin(py, "pgqueue")] if not engine else _python_m(py, "pgqueue", engine)),
+                "--app", "benchmarks.peers.pgqueue_app:app",
+                "--log-level", "WARNING", "worker", "--concurrency", str(c),
+                *(part for flag in per_concurrency for part in (flag, str(c)))]
+
     return System(
         name=name, label=label, venv=None, peer="benchmarks.peers.pgqueue_peer",
-        worker_argv=lambda py, c: [
-            *([_venv_bin(py, "pgqueue")] if not ENGINE_DIR else _python_m(py, "pgqueue")),
-            "--app", "benchmarks.peers.pgqueue_app:app",
-            "--log-level", "WARNING", "worker", "--concurrency", str(c),
-            *(part for flag in per_concurrency for part in (flag, str(c)))],
-        config=config,
+        worker_argv=worker_argv,
+        config=config, engine_dir=engine_dir,
         clone=_pgqueue_clone,
         reset_sql=["TRUNCATE pgqueue.jobs, pgqueue.workers"],
         latency_flags=LISTEN_ONLY.split(),
@@ -266,18 +290,18 @@ def _pgqueue_system(name: str, label: str, per_concurrency: list[str], config: s
 
 def all_systems() -> list[System]:
     return [
-        _pgqueue_system(
+        pgqueue_system(
             "pgqueue", "pgqueue (async def)", [],
             "`pgqueue worker --concurrency N` on an `async def` no-op task (runs on the event "
             "loop), defaults otherwise (LISTEN/NOTIFY, 5 s poll safety net, jobs kept, no "
             f"prefetch), `--log-level WARNING`. Latency metrics: `{LISTEN_ONLY}`, so only "
             "NOTIFY can wake it."),
-        _pgqueue_system(
+        pgqueue_system(
             "pgqueue-def", "pgqueue (def)", [],
             "As pgqueue, on a plain `def` no-op task (what Django users write; run in the "
             "worker's thread pool, one thread per slot).",
             extra_env={"BENCH_TASK": "sync"}),
-        _pgqueue_system(
+        pgqueue_system(
             "pgqueue-prefetch", "pgqueue --prefetch N", ["--prefetch"],
             "As pgqueue (`async def`), plus the opt-in `--prefetch N` (N = the concurrency): "
             "up to N more jobs claimed ahead and held by the worker, so the next claim "
