@@ -31,7 +31,6 @@ from pgqueue.errors import (
     InvalidLimit,
     JobNotFound,
     MigrationInProgress,
-    MissingExtra,
     PermissionDenied,
     PgQueueError,
     ReadOnlyDatabase,
@@ -133,6 +132,13 @@ def _seconds(value: str) -> float:
         return parse_duration(value)
     except ConfigurationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_seconds(value: str) -> float:
+    seconds = _seconds(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {value!r}")
+    return seconds
 
 
 def _age(value: str) -> float | None:
@@ -272,7 +278,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     _json_flag(stats)
     top = command("top", "live view: queues, rates, latency, workers, failures (needs "
                          "pgqueue-tasks[top])")
-    top.add_argument("--interval", type=_seconds, default="2s", metavar="DURATION",
+    top.add_argument("--interval", type=_positive_seconds, default="2s", metavar="DURATION",
                      help="time between refreshes")
     top.add_argument("--once", action="store_true", help="print one frame and exit")
     command("healthcheck", "exit 0 if the database is writable and the schema current")
@@ -402,10 +408,10 @@ def run_command(args: argparse.Namespace, app: App, out: Out = print) -> int:
         raise CommandError(str(exc), EXIT_DATABASE_UNAVAILABLE) from exc
     except JobNotFound as exc:
         raise CommandError(str(exc), EXIT_NOT_FOUND) from exc
-    except MissingExtra as exc:  # before ConfigurationError, its base: says all it needs to
-        raise CommandError(str(exc), EXIT_USAGE) from exc
-    except (EnqueueError, ConfigurationError) as exc:
+    except EnqueueError as exc:  # the type names what is wrong with the job
         raise CommandError(f"{type(exc).__name__}: {exc}", EXIT_USAGE) from exc
+    except ConfigurationError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
 
 
 def _worker(args: argparse.Namespace, app: App, out: Out) -> int:
@@ -545,8 +551,9 @@ def _stats(args: argparse.Namespace, app: App, out: Out) -> int:
            for s in stats])
     unserved = app.db.run(store.unserved_jobs())
     if unserved:
-        out(f"{sum(row['due'] for row in unserved)} due jobs wait for a worker that has their "
-            "task and serves their queue (pgqueue.unserved_jobs): " + ", ".join(
+        total = sum(row["due"] for row in unserved)
+        out(f"{total} due job{'s wait' if total > 1 else ' waits'} for a worker that has "
+            "its task and serves its queue (pgqueue.unserved_jobs): " + ", ".join(
                 f"{printable(row['task_name'])} in {printable(row['queue'])}: {row['due']}"
                 for row in unserved))
     return EXIT_OK
@@ -649,8 +656,6 @@ def _fields(value: Any) -> dict[str, Any]:
 
 
 def _top(args: argparse.Namespace, app: App, out: Out) -> int:
-    if not args.interval > 0:
-        raise CommandError("--interval must be > 0 seconds", EXIT_USAGE)
     from pgqueue.observe.top import run_top
 
     return run_top(app, interval=args.interval, once=args.once)
