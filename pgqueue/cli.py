@@ -31,7 +31,6 @@ from pgqueue.errors import (
     InvalidLimit,
     JobNotFound,
     MigrationInProgress,
-    MissingExtra,
     PermissionDenied,
     PgQueueError,
     ReadOnlyDatabase,
@@ -137,10 +136,9 @@ def _seconds(value: str) -> float:
 
 
 def _positive_seconds(value: str) -> float:
-    """A duration above zero (a refresh interval)."""
     seconds = _seconds(value)
     if not seconds > 0:
-        raise argparse.ArgumentTypeError("must be > 0 seconds")
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {value!r}")
     return seconds
 
 
@@ -425,10 +423,10 @@ def run_command(args: argparse.Namespace, app: App, out: Out = print) -> int:
         raise CommandError(str(exc), EXIT_DATABASE_UNAVAILABLE) from exc
     except JobNotFound as exc:
         raise CommandError(str(exc), EXIT_NOT_FOUND) from exc
-    except MissingExtra as exc:  # before ConfigurationError, its base: says all it needs to
-        raise CommandError(str(exc), EXIT_USAGE) from exc
-    except (EnqueueError, ConfigurationError) as exc:
+    except EnqueueError as exc:  # the type names what is wrong with the job
         raise CommandError(f"{type(exc).__name__}: {exc}", EXIT_USAGE) from exc
+    except ConfigurationError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
 
 
 def _worker(args: argparse.Namespace, app: App, out: Out) -> int:
@@ -570,8 +568,9 @@ def _stats(args: argparse.Namespace, app: App, out: Out) -> int:
             _limits_summary(s), s.held_back_by or "") for s in stats])
     unserved = app.db.run(store.unserved_jobs())
     if unserved:
-        out(f"{sum(row['due'] for row in unserved)} due jobs wait for a worker that has their "
-            "task and serves their queue (pgqueue.unserved_jobs): " + ", ".join(
+        total = sum(row["due"] for row in unserved)
+        out(f"{total} due job{'s wait' if total > 1 else ' waits'} for a worker that has "
+            "its task and serves its queue (pgqueue.unserved_jobs): " + ", ".join(
                 f"{printable(row['task_name'])} in {printable(row['queue'])}: {row['due']}"
                 for row in unserved))
     return EXIT_OK

@@ -39,11 +39,19 @@ def job_document(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_job(out: Out, document: dict[str, Any]) -> None:
-    """Label and value per line; the traceback, verbatim, last."""
+    """Label and value per line (empty fields left out: `--json` has them all); each
+    attempt's error when the job keeps a history (a list under `errors`), and the latest
+    error's traceback, verbatim, last."""
     out(f"job {document['id']}: {printable(document['task_name'])} ({document['state']})")
     error = document.get("error")
     for name, value in document.items():
-        if name in ("id", "task_name", "state", "error", "max_attempts"):
+        if name in ("id", "task_name", "state", "error", "max_attempts") or value is None:
+            continue
+        if name == "errors" and isinstance(value, list):
+            for entry in value:
+                out(f"  {'attempt ' + str(entry.get('attempt', '?')):<16} "
+                    f"{printable(entry.get('type'))}: {printable(entry.get('message'))}"
+                    f"{'  (' + printable(entry['at']) + ')' if entry.get('at') else ''}")
             continue
         if name == "attempts":
             value = f"{value} of {document.get('max_attempts')}"
@@ -53,7 +61,7 @@ def render_job(out: Out, document: dict[str, Any]) -> None:
                 f"{printable(value['hostname'] or '?')} pid {value['pid']})")
         elif not isinstance(value, str) and value is not None:
             value = json.dumps(value, ensure_ascii=False)
-        out(f"  {name:<16} {printable('' if value is None else value)}")
+        out(f"  {name:<16} {printable(value)}")
     if error is not None:
         out(f"  {'error':<16} {printable(error['type'])}: {printable(error['message'])}")
         if error["traceback"]:

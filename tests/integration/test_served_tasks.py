@@ -72,7 +72,7 @@ def test_jobs_no_live_worker_can_take_are_shown(app: App, dsn: str, worker_threa
             core_app.app.tasks)
     stats = run_cli("stats", dsn=dsn)
     assert stats.returncode == 0, stats.stderr
-    assert ("4 due jobs wait for a worker that has their task and serves their queue "
+    assert ("4 due jobs wait for a worker that has its task and serves its queue "
             "(pgqueue.unserved_jobs): billing.charge in default: 3, "
             f"{core_app.noop.name} in elsewhere: 1") in stats.stdout
     worker_thread(queues=["elsewhere"])

@@ -157,5 +157,5 @@ def test_retrying_a_finished_job_whose_key_another_holds_says_so(
     with pytest.raises(pgqueue.DuplicateJob, match="holds this job's unique key"):
         app.retry_job(old)
     result = run_cli("retry", str(old), dsn=dsn)
-    assert result.returncode == 8 and "unique key" in result.stderr, result.stderr  # wrong state
+    assert result.returncode == 8 and "unique key" in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1
