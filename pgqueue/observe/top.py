@@ -150,6 +150,10 @@ def _summary(snapshot: Snapshot) -> Text:
     text.append(f"failed 1h {failed_1h}", style="red" if failed_1h else "")
     text.append(" · ")
     text.append(f"stuck {len(snapshot.stuck)}", style="bold red" if snapshot.stuck else "")
+    unserved = (health or {}).get("unserved_jobs") or 0
+    if unserved:  # due jobs whose task no live worker has (pgqueue.unserved_jobs)
+        text.append(" · ")
+        text.append(f"no worker has their task {unserved}", style="bold yellow")
     text.append("\nworkers ", style="bold")
     text.append(f"{alive} alive / {len(snapshot.workers)}",
                 style="" if alive or not queues else "bold red")

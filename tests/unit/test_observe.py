@@ -106,10 +106,12 @@ def test_top_draws_every_section() -> None:
              "limit_seconds": 3600.0}
     health = {"jobs_total_bytes": 5 * 1024 * 1024, "jobs_dead_ratio": 0.012,
               "jobs_last_autovacuum": now - timedelta(minutes=3),
-              "notification_queue_usage": 0.0, "oldest_transaction_seconds": 2.0}
+              "notification_queue_usage": 0.0, "oldest_transaction_seconds": 2.0,
+              "unserved_jobs": 3}
     text = _draw(Snapshot(queues=[queue, limited], tasks=[task], workers=[worker], stuck=[stuck],
                           health=health, database="app@db:5432"))
     assert "app@db:5432" in text and "every 2s" in text
+    assert "no worker has their task 3" in text
     assert "stuck 1" in text and "0 alive / 1" in text and "5 MB" in text
     assert re.search(r"emails\s+paused\s+4\s+1\s+2\s+3\s+1\s+1m15s\s+4ms\s+1\.2s\s+12", text)
     assert re.search(r"api\s+concurrency limit reached\s+4\s+1\s+5/5\s+0\s+1", text)
