@@ -124,6 +124,15 @@ def test_queues_page_shows_depth_waits_limits_and_pauses(client) -> None:
     assert "2 at once" in page and "?queue=mail&amp;state__exact=failed" in page
 
 
+def test_queues_page_warns_of_due_jobs_no_worker_has_the_task_of(client) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM pgqueue.workers")
+        cursor.execute("INSERT INTO pgqueue.jobs (task_name, queue) "
+                       "VALUES ('gone.task', 'legacy'), ('gone.task', 'legacy')")
+    page = client.get(QUEUES).content.decode()
+    assert "2 due jobs wait for a worker that has their task: gone.task in legacy (2)" in page
+
+
 def test_limits_are_changed_and_reset_from_the_queues_page(client) -> None:
     email_order.using(queue="bulk").defer("L-1")
     url = f"{QUEUES}bulk/change/"

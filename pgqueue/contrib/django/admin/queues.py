@@ -162,6 +162,17 @@ class QueueAdmin(admin.ModelAdmin):
     def paused_since(self, queue: Queue) -> str:
         return when(queue.paused_at)
 
+    def changelist_view(self, request: HttpRequest,
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Due jobs no live worker has the task of wait here unseen otherwise: say so."""
+        unserved = run_on_django(store.unserved_jobs(), conf.database_alias())
+        if unserved and request.method == "GET":
+            self.message_user(request, f"{sum(row['due'] for row in unserved)} due jobs wait for "
+                              "a worker that has their task: " + ", ".join(
+                                  f"{row['task_name']} in {row['queue']} ({row['due']})"
+                                  for row in unserved[:10]), messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return OneReadChangeList
 

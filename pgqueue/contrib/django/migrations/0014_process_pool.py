@@ -7,5 +7,5 @@ from pgqueue.contrib.django.operations import RunSqlFile
 
 
 class Migration(migrations.Migration):
-    dependencies = [("pgqueue", "0011_queue_flow")]
+    dependencies = [("pgqueue", "0013_django_doors")]
     operations = [RunSqlFile("0014_process_pool")]

@@ -7,5 +7,5 @@ from pgqueue.contrib.django.operations import RunSqlFile
 
 
 class Migration(migrations.Migration):
-    dependencies = [("pgqueue", "0013_django_doors")]
+    dependencies = [("pgqueue", "0014_process_pool")]
     operations = [RunSqlFile("0015_served_tasks")]
