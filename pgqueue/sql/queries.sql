@@ -171,33 +171,35 @@ WHERE l.rate_limit IS NOT NULL AND cardinality(l.recent_starts) >= l.rate_limit
 -- Every acknowledgement compares state::text, not state: the running-jobs partial index then
 -- cannot be picked, whose estimate (often 1 row) led the generic plan to rescan the unnest for
 -- each running row (quadratic: 8.6 s for 7,000 jobs); this way each id is one primary key probe.
--- `j.id = ANY(ids)` repeats the join as an index condition on the primary key: even a generic
--- plan cached while the table was nearly empty then reads the batch's rows, not the table.
+-- No join: `j.id = ANY(ids)` is the primary-key index condition (the batch's rows, whatever a
+-- cached generic plan thinks the table holds) and `claim_token = ANY(tokens)` the fence (tokens
+-- are random per claim, so a stale worker's token never matches another job's). Joined to the
+-- unnest of the batch, the generic plan rescanned the unnest for every row: 639,200 rows
+-- discarded for 800 jobs (benchmarks/flow_experiments.py lockstep). Each job's result is picked
+-- by its position in the batch.
 UPDATE pgqueue.jobs AS j
-SET state = 'succeeded', finished_at = now(), result = o.result, worker_id = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(results)s::jsonb[]) AS o(id, token, result),
-     (SELECT set_config('synchronous_commit', 'on', true)) AS durable
-WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
-  AND j.id = ANY(%(ids)s::bigint[])
+SET state = 'succeeded', finished_at = now(), worker_id = NULL,
+    result = (%(results)s::jsonb[])[array_position(%(ids)s::bigint[], j.id)]
+FROM (SELECT set_config('synchronous_commit', 'on', true)) AS durable
+WHERE j.id = ANY(%(ids)s::bigint[]) AND j.claim_token = ANY(%(tokens)s::uuid[])
+  AND j.state::text = 'running'
 RETURNING j.id;
 
 -- name: mark_succeeded_returning_none
 -- As mark_succeeded for a batch whose tasks all returned None (stored as JSON null, as there).
 UPDATE pgqueue.jobs AS j
 SET state = 'succeeded', finished_at = now(), result = 'null'::jsonb, worker_id = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
-     (SELECT set_config('synchronous_commit', 'on', true)) AS durable
-WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
-  AND j.id = ANY(%(ids)s::bigint[])
+FROM (SELECT set_config('synchronous_commit', 'on', true)) AS durable
+WHERE j.id = ANY(%(ids)s::bigint[]) AND j.claim_token = ANY(%(tokens)s::uuid[])
+  AND j.state::text = 'running'
 RETURNING j.id;
 
 -- name: delete_finished
 -- --delete-jobs: drop the row instead of recording the outcome (still fenced by the token).
 DELETE FROM pgqueue.jobs AS j
-USING unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS o(id, token),
-     (SELECT set_config('synchronous_commit', 'on', true)) AS durable
-WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
-  AND j.id = ANY(%(ids)s::bigint[])
+USING (SELECT set_config('synchronous_commit', 'on', true)) AS durable
+WHERE j.id = ANY(%(ids)s::bigint[]) AND j.claim_token = ANY(%(tokens)s::uuid[])
+  AND j.state::text = 'running'
 RETURNING j.id;
 
 -- name: mark_failed
