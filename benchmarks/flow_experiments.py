@@ -84,7 +84,7 @@ class _Drainer:
     def batch(self, size: int) -> bool:
         before = _cpu_ns(self.pid)
         rows = self.conn.execute(self.sql["claim_jobs"], {
-            "worker_id": self.worker_id, "limit": size, "queues": None},
+            "worker_id": self.worker_id, "limit": size, "queues": None, "tasks": None},
             prepare=True).fetchall()
         claimed = _cpu_ns(self.pid)
         self.claim_ns += claimed - before
