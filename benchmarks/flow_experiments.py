@@ -3,6 +3,7 @@ docs/benchmarks.md (`python -m benchmarks flow` gives the rates; these say why).
 
     python -m benchmarks.flow_experiments lockstep [BEFORE AFTER]   # claim/ack CPU per job
     python -m benchmarks.flow_experiments functions [AFTER]         # server functions per case
+    python -m benchmarks.flow_experiments passon [AFTER]            # the lock hand-over's NOTIFY
 
 BEFORE defaults to 3dc12ce (flow.BEFORE), AFTER to HEAD; both run as frozen copies.
 
@@ -17,6 +18,10 @@ swing by 30 %. It also runs the after engine with the acknowledgement written wi
 `functions` runs each `flow` case of the after engine once with `track_functions = all` on its
 database and prints the server functions' calls and time per job (the claim function, the
 lock triggers, and `queue_is_paused`, which the idle worker's next-job query calls per row).
+
+`passon` drains one-lock-per-job backlogs with the after engine's lock hand-over trigger as
+shipped and, in the other database, with that trigger sending its wake-up NOTIFY only when it
+queued a waiting job (`IF FOUND`), cases taking turns: jobs/s and CPU per job of each.
 """
 
 from __future__ import annotations
@@ -127,7 +132,7 @@ def lockstep(systems: dict[str, System], admin_dsn: str, jobs: int = 5000,
 
 def functions(systems: dict[str, System], admin_dsn: str, jobs: int = 3000) -> dict[str, Any]:
     system = systems["after"]
-    pg.execute(admin_dsn, f'ALTER DATABASE "{system.database}" SET track_functions = all')
+    pg.execute(admin_dsn, f"ALTER DATABASE \"{system.database}\" SET track_functions = 'all'")
     sizes = flow.FlowSizes(rounds=1, jobs=jobs, shared_keys=jobs // 100, cap_s=120)
     out: dict[str, Any] = {}
     for case in flow.cases(sizes):
@@ -149,13 +154,43 @@ def functions(systems: dict[str, System], admin_dsn: str, jobs: int = 3000) -> d
     return out
 
 
+NOTIFY_ALWAYS = "PERFORM pg_notify('pgqueue_jobs', '');"
+NOTIFY_IF_QUEUED = "IF FOUND THEN PERFORM pg_notify('pgqueue_jobs', ''); END IF;"
+
+
+def passon(systems: dict[str, System], admin_dsn: str, rounds: int = 5) -> dict[str, Any]:
+    shipped, patched = systems["before"], systems["after"]  # both run the AFTER engine
+    definition = pg.execute(patched.dsn, "SELECT pg_get_functiondef("
+                                         "'pgqueue.jobs_lock_pass_on()'::regprocedure)")[0][0]
+    if NOTIFY_ALWAYS not in definition:
+        raise RuntimeError("jobs_lock_pass_on has no unconditional NOTIFY to patch")
+    pg.execute(patched.dsn, definition.replace(NOTIFY_ALWAYS, NOTIFY_IF_QUEUED))
+    sizes = flow.FlowSizes(rounds=rounds, jobs=10_000, shared_keys=100, cap_s=120)
+    chosen = [c for c in flow.cases(sizes) if c.key.startswith("locks-distinct")]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(rounds):
+        for case in chosen:
+            for label, system in (("NOTIFY always (as shipped)", shipped),
+                                  ("NOTIFY only when a job was queued", patched)):
+                result = flow.measure(system, case, sizes)
+                runs.setdefault(f"c={case.concurrency} {label}", []).append(result)
+    out = {key: {"jobs_per_s": statistics.median(r["drain_per_s"] for r in results),
+                 "worker_cpu_us_per_job": statistics.median(
+                     r["worker_cpu_us_per_job"] for r in results),
+                 "db_cpu_us_per_job": statistics.median(r["db_cpu_us_per_job"] for r in results)}
+           for key, results in runs.items()}
+    for key, row in out.items():
+        progress.say(f"{key}: {json.dumps(row)}")
+    return out
+
+
 def main(argv: list[str]) -> int:
     what = argv[0] if argv else "lockstep"
     refs = argv[1:]
     if what == "lockstep":
         before = refs[0] if refs else flow.BEFORE
         after = refs[1] if len(refs) > 1 else "HEAD"
-    else:  # one engine: both databases run it, only "after" is used
+    else:  # one engine in both databases
         before = after = refs[0] if refs else "HEAD"
     with pg.server() as admin_dsn:
         systems, _ = flow.prepare_systems(admin_dsn, before, after)
