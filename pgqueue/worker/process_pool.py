@@ -22,28 +22,25 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import contextlib
-import json
 import logging
 import multiprocessing
-import signal
-import socket
 import sys
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgqueue.errors import ConfigurationError, WorkerLost
 from pgqueue.logs import log_event
-from pgqueue.types import ClaimedJob, JobError
+from pgqueue.types import ClaimedJob
 from pgqueue.worker.backoff import Backoff
-from pgqueue.worker.child import (
-    FRAME_HEADER,
-    ChildSetup,
-    child_main,
-    encode_frame,
-    job_request,
-    resident_bytes,
+from pgqueue.worker.child import ChildSetup, job_request
+from pgqueue.worker.child_process import (
+    ChildGone,
+    ChildProcess,
+    ChildReply,
+    ChildStartFailed,
+    describe_exit,
+    reap,
+    spawn_child,
 )
 
 if TYPE_CHECKING:
@@ -55,8 +52,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("pgqueue.worker")
 
-START_TIMEOUT = 120.0
-"""Seconds a new child gets to import the app and say it is ready."""
 CLOSE_GRACE = 5.0
 """Seconds idle children get to exit at shutdown before they are killed."""
 CRASHES_BEFORE_BACKOFF = 3
@@ -64,79 +59,6 @@ CRASHES_BEFORE_BACKOFF = 3
 starts wait (a growing delay, up to 30 s)."""
 MAX_FAILED_STARTS = 5
 """Children failing to start in a row before the pool gives up and the worker stops."""
-
-
-class ChildGone(Exception):
-    """The child's socket closed before its reply: the child died."""
-
-
-class ChildStartFailed(ConfigurationError):
-    """A child process could not start (it could not import the app, say)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChildReply:
-    """How the task ended in its child (pgqueue.worker.child.run_request)."""
-
-    kind: str
-    """returned, retry, raised (the retry policy decides), unstorable (a return value the
-    database cannot hold: failed) or unavailable (no child can be started: the job never
-    ran)."""
-    result_json: str | None = None
-    delay: float = 0.0
-    error: JobError | None = None
-    completed_in_transaction: bool = False
-
-    @classmethod
-    def from_frame(cls, frame: dict[str, Any]) -> ChildReply:
-        error = frame.get("error")
-        return cls(kind=frame["kind"], result_json=frame.get("result"),
-                   delay=float(frame.get("delay", 0.0)),
-                   error=JobError(*error) if error else None,
-                   completed_in_transaction=bool(frame.get("atomic")))
-
-
-class ChildProcess:
-    """One child, seen from the worker: its process, its socket, what it runs."""
-
-    def __init__(self, process: Any, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, rss_bytes: int | None) -> None:
-        self.process = process
-        self.pid: int = process.pid
-        self.reader = reader
-        self.writer = writer
-        self.started_at = time.time()
-        self.jobs_run = 0
-        self.rss_bytes = rss_bytes
-        self.job_id: int | None = None
-        self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-
-    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
-        self.writer.write(encode_frame(request))
-        try:
-            await self.writer.drain()
-            return await read_frame(self.reader)
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            raise ChildGone from exc
-
-    def kill(self) -> None:
-        if not self.exited.done():
-            with contextlib.suppress(OSError, ValueError):  # already gone
-                self.process.kill()
-
-    def retire(self) -> None:
-        """Close its socket: the child exits (pgqueue.worker.child)."""
-        self.writer.close()
-
-    def describe(self) -> dict[str, Any]:
-        rss = resident_bytes(self.pid) or self.rss_bytes
-        return {"pid": self.pid, "job_id": self.job_id, "rss_bytes": rss,
-                "jobs_run": self.jobs_run, "started_at": self.started_at}
-
-
-async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
-    header = await reader.readexactly(FRAME_HEADER.size)
-    return json.loads(await reader.readexactly(FRAME_HEADER.unpack(header)[0]))
 
 
 def app_reference(app: App, given: str | None) -> str:
@@ -153,14 +75,6 @@ def app_reference(app: App, given: str | None) -> str:
     raise ConfigurationError(
         "the process pool's children import the app by name: define it in an importable "
         "module (not the __main__ script) or pass app_path='module:attr' (the CLI's --app)")
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "exit status unknown"
-    if code < 0:
-        return f"signal {signal.Signals(-code).name}"
-    return f"exit code {code}"
 
 
 class ProcessPool:
@@ -220,8 +134,8 @@ class ProcessPool:
         started = time.monotonic()
         self._starting += self.size
         try:
-            spawned = await asyncio.gather(*(self._spawn() for _ in range(self.size)),
-                                           return_exceptions=True)
+            spawned = await asyncio.gather(
+                *(self._spawn_child() for _ in range(self.size)), return_exceptions=True)
         finally:
             self._starting -= self.size
         children = [child for child in spawned if isinstance(child, ChildProcess)]
@@ -254,9 +168,9 @@ class ProcessPool:
             code = await asyncio.shield(child.exited)
             self._forget(child, "died")
             log_event(logger, logging.ERROR, "pool.child_died", pid=child.pid, job_id=job.id,
-                      exit=_describe_exit(code))
+                      exit=describe_exit(code))
             raise WorkerLost(f"the child process {child.pid} running the job died "
-                             f"({_describe_exit(code)})") from None
+                             f"({describe_exit(code)})") from None
         except BaseException:  # cancelled: the job was aborted or is released at shutdown
             await self._kill(child, "interrupted")
             raise
@@ -332,7 +246,7 @@ class ProcessPool:
                     log_event(logger, logging.WARNING, "pool.children_crashing",
                               crashes=self._crashes.failures - 1, restart_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
-            child = await self._spawn()
+            child = await self._spawn_child()
         except ChildStartFailed as exc:
             self._failed_starts += 1
             log_event(logger, logging.ERROR, "pool.child_start_failed", error=str(exc)[:500],
@@ -366,40 +280,13 @@ class ProcessPool:
         if child in self._idle:  # died between jobs (an OOM kill, say)
             log_event(logger, logging.WARNING, "pool.child_died", pid=child.pid, job_id=None)
             self._forget(child, "died")
-        reaping = loop.run_in_executor(self._management(), _reap, child.process)
+        reaping = loop.run_in_executor(self._management(), reap, child.process)
         reaping.add_done_callback(lambda done: child.exited.done() or child.exited.set_result(
             None if done.exception() else done.result()))
 
-    async def _spawn(self) -> ChildProcess:
+    async def _spawn_child(self) -> ChildProcess:
         assert self._setup is not None, "prepare() first"
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair()
-        process = self._context.Process(target=child_main, args=(theirs, self._setup),
-                                        name="pgqueue-child")
-        try:
-            await loop.run_in_executor(self._management(), process.start)
-        except Exception as exc:
-            ours.close()
-            raise ChildStartFailed(f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            theirs.close()
-        pid = process.pid
-        reader, writer = await asyncio.open_connection(sock=ours)
-        try:
-            frame = await asyncio.wait_for(read_frame(reader), START_TIMEOUT)
-        except BaseException as exc:
-            writer.close()
-            process.kill()
-            await asyncio.shield(loop.run_in_executor(self._management(), _reap, process))
-            if isinstance(exc, asyncio.IncompleteReadError | ConnectionError | TimeoutError):
-                raise ChildStartFailed(f"the child process {pid} exited or hung "
-                                       "before it was ready (see its output)") from exc
-            raise
-        if "failed" in frame:
-            writer.close()
-            await loop.run_in_executor(self._management(), _reap, process)
-            raise ChildStartFailed(frame["failed"])
-        return ChildProcess(process, reader, writer, frame.get("rss"))
+        return await spawn_child(self._context, self._setup, self._management())
 
     def _management(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._manager is None:
@@ -438,10 +325,3 @@ class ProcessPool:
     def describe(self) -> list[dict[str, Any]]:
         """Every live child: pid, the job it runs, its memory, jobs run, start time."""
         return [child.describe() for child in sorted(self._children, key=lambda c: c.pid)]
-
-
-def _reap(process: Any) -> int | None:
-    process.join()
-    code = process.exitcode
-    process.close()
-    return code

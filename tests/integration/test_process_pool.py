@@ -15,8 +15,9 @@ import pytest
 
 import pgqueue
 from pgqueue.errors import ConfigurationError
+from pgqueue.worker.child_process import ChildStartFailed
 from pgqueue.worker.options import WorkerOptions
-from pgqueue.worker.process_pool import ChildStartFailed, app_reference
+from pgqueue.worker.process_pool import app_reference
 from pgqueue.worker.runner import Worker
 from tests.apps import pool_app
 from tests.helpers import ThreadedWorker, scalar, wait_until

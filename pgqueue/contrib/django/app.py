@@ -61,6 +61,8 @@ class DjangoApp(App):
     def __init__(self, *, alias: str | None = None, pool_size: int | None = None,
                  **options: Any) -> None:
         super().__init__(None, **options)
+        self.process_setup = "django:setup"
+        """A `--pool process` child configures Django before it imports the app's tasks."""
         # Settings are read at first use, not here: the module can be imported before Django
         # is configured.
         self._alias = alias
