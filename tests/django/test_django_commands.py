@@ -77,6 +77,17 @@ def test_worker_subcommand_runs_jobs_in_a_subprocess(clean_jobs) -> None:
     assert Job.objects.get(pk=job_id).state == "succeeded"
 
 
+def test_process_pool_children_load_django_before_the_tasks(clean_jobs) -> None:
+    from shop.tasks import email_order
+
+    job_id = email_order.defer("P-1")
+    result = manage(clean_jobs, "pgqueue", "worker", "--one-shot", "--queues", "emails",
+                    "--pool", "process", "-c", "1")
+    assert result.returncode == 0, result.stderr
+    job = Job.objects.get(pk=job_id)
+    assert job.state == "succeeded", job.error_message
+
+
 def test_healthcheck_exit_code_without_schema(fresh_database) -> None:
     database = fresh_database()
     result = manage(database, "pgqueue", "healthcheck")
