@@ -146,3 +146,14 @@ def test_cancel_workflow_cancels_its_unfinished_jobs_only(app: pgqueue.App, dsn:
     assert app.get_workflow(uuid.uuid4()) == []
     with pytest.raises(pgqueue.ConfigurationError):
         app.get_workflow("not-a-uuid")
+
+
+def test_a_callback_that_runs_anyway_gets_null_for_a_failed_parent(
+    app: pgqueue.App, worker_thread: Callable[..., ThreadedWorker],
+) -> None:
+    anyway = collect.using(on_parent_failure="run", queue="default").s("anyway")
+    handle = chord([add.s(1, 1), explode.s(2)], anyway).defer()
+    worker_thread()
+    jobs = finished(app, handle)
+    assert [job.state for job in jobs] == ["succeeded", "failed", "succeeded"]
+    assert jobs[-1].result == {"label": "anyway", "results": [2, None]}
