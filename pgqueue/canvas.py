@@ -91,16 +91,21 @@ class Signature(Node):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, init=False)
-class Chain(Node):
-    """Steps run one after the other; each gets the previous one's result(s) first."""
+class _Steps(Node):
+    """A chain or a group: its steps, checked when it is built."""
 
     nodes: tuple[Node, ...]
 
     def __init__(self, *nodes: Node) -> None:
-        object.__setattr__(self, "nodes", _check_nodes("chain", nodes))
+        object.__setattr__(self, "nodes", _check_nodes(type(self).__name__.lower(), nodes))
 
     def _app(self) -> App:
         return self.nodes[0]._app()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
+class Chain(_Steps):
+    """Steps run one after the other; each gets the previous one's result(s) first."""
 
     def _plan(self, steps: list[_Step], parents: tuple[int, ...],
               pass_results: PassResults | None) -> tuple[tuple[int, ...], PassResults]:
@@ -111,17 +116,9 @@ class Chain(Node):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, init=False)
-class Group(Node):
+class Group(_Steps):
     """Steps that run independently (in parallel); a step after the group gets the list of
     their results, in the order given here."""
-
-    nodes: tuple[Node, ...]
-
-    def __init__(self, *nodes: Node) -> None:
-        object.__setattr__(self, "nodes", _check_nodes("group", nodes))
-
-    def _app(self) -> App:
-        return self.nodes[0]._app()
 
     def _plan(self, steps: list[_Step], parents: tuple[int, ...],
               pass_results: PassResults | None) -> tuple[tuple[int, ...], PassResults]:

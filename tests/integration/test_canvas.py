@@ -3,6 +3,7 @@ handed on by the release trigger, run by real workers."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -157,3 +158,28 @@ def test_a_callback_that_runs_anyway_gets_null_for_a_failed_parent(
     jobs = finished(app, handle)
     assert [job.state for job in jobs] == ["succeeded", "failed", "succeeded"]
     assert jobs[-1].result == {"label": "anyway", "results": [2, None]}
+
+
+def test_chord_parents_acknowledged_at_once_hand_on_both_results(
+    app: pgqueue.App, dsn: str,
+) -> None:
+    """The second acknowledgement waits on the callback's row inside its trigger until the
+    first commits; the list it then writes holds the first's result too (a fresh snapshot)."""
+    handle = chord([double.s(1), double.s(2)], collect.s()).defer()
+    header, callback = handle.job_ids[:2], handle.job_ids[2]
+    scalar(dsn, "UPDATE pgqueue.jobs SET state = 'running' WHERE id = ANY(%s) RETURNING 1",
+           (list(header),))
+    ack = "UPDATE pgqueue.jobs SET state = 'succeeded', result = %s::jsonb WHERE id = %s"
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        first.execute(ack, ("2", header[0]))
+        blocked_pid = second.info.backend_pid
+        thread = threading.Thread(target=lambda: (second.execute(ack, ("4", header[1])),
+                                                  second.commit()))
+        thread.start()
+        wait_until(lambda: scalar(dsn, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity "
+                                       "WHERE pid = %s", (blocked_pid,)),
+                   message="the second acknowledgement to wait on the callback's row")
+        first.commit()
+        thread.join(30)
+    assert scalar(dsn, "SELECT jsonb_build_array(state::text, args) FROM pgqueue.jobs "
+                       "WHERE id = %s", (callback,)) == ["queued", [[2, 4]]]
