@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pgqueue.app import App
+from pgqueue.canvas import Signature, WorkflowHandle, WorkflowJob, chain, chord, group
 from pgqueue.context import JobContext
 from pgqueue.errors import (
     ConfigurationError,
@@ -14,6 +15,8 @@ from pgqueue.errors import (
     InvalidName,
     InvalidPriority,
     InvalidSchedule,
+    JobCancelled,
+    JobFailed,
     JobNotFound,
     PayloadTooLarge,
     PgQueueError,
@@ -42,7 +45,9 @@ __all__ = [
     "InvalidPriority",
     "InvalidSchedule",
     "Job",
+    "JobCancelled",
     "JobContext",
+    "JobFailed",
     "JobNotFound",
     "JobState",
     "PayloadTooLarge",
@@ -50,8 +55,14 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "SchemaMissing",
+    "Signature",
     "Task",
     "UnknownParent",
     "UnknownTask",
+    "WorkflowHandle",
+    "WorkflowJob",
     "__version__",
+    "chain",
+    "chord",
+    "group",
 ]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 import sys
+import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, overload
 
-from pgqueue import store
+from pgqueue import canvas, store, waiting
 from pgqueue.db import (
     Database,
     ExternalConnection,
@@ -274,6 +275,33 @@ class App:
         Returns 'cancelled', 'running' (abort requested) or None (already finished/unknown).
         """
         return self.db.run(store.cancel_job(job_id))
+
+    def wait(self, job_id: int, timeout: float | None = None, *,
+             poll_interval: float = waiting.DEFAULT_POLL_INTERVAL) -> Any:
+        """Block until the job ends, woken by a NOTIFY from the transaction that records its
+        end (`poll_interval`: a fallback read only). Returns its result; raises `JobFailed`,
+        `JobCancelled`, `JobNotFound`, or `TimeoutError` after `timeout` seconds."""
+        return waiting.wait_for(self, [job_id], timeout, poll_interval)[0]
+
+    async def wait_async(self, job_id: int, timeout: float | None = None, *,
+                         poll_interval: float = waiting.DEFAULT_POLL_INTERVAL) -> Any:
+        """`wait` without blocking the event loop."""
+        return (await waiting.await_for(self, [job_id], timeout, poll_interval))[0]
+
+    def signature(self, task_name: str, *args: Any, **kwargs: Any) -> canvas.Signature:
+        """`task.s(...)` by task name: raises `UnknownTask` for a name not registered."""
+        return self.get_task(task_name).s(*args, **kwargs)
+
+    def get_workflow(self, workflow_id: uuid.UUID | str) -> list[canvas.WorkflowJob]:
+        """The workflow's jobs in enqueue order, with states and results (empty: unknown id,
+        or its jobs were pruned)."""
+        rows = self.db.run(store.workflow_jobs(canvas.workflow_id_of(workflow_id)))
+        return canvas.workflow_jobs(rows)
+
+    def cancel_workflow(self, workflow_id: uuid.UUID | str) -> int:
+        """Cancel every unfinished job of the workflow (running ones are asked to abort, and
+        their blocked successors are cancelled when they end). Returns how many it touched."""
+        return self.db.run(store.cancel_workflow(canvas.workflow_id_of(workflow_id)))
 
     def queue_stats(self) -> list[QueueStats]:
         return self.db.run(store.queue_stats())

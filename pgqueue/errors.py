@@ -142,3 +142,18 @@ class UnreadableJob(PgQueueError):
 class UnrecordableOutcome(PgQueueError):
     """The database refused the attempt's outcome as it stood (a value it cannot store): the
     job is failed with this error instead, so one bad value never blocks the other outcomes."""
+
+
+class JobFailed(PgQueueError):
+    """A job waited for (App.wait, WorkflowHandle.wait) failed for good."""
+
+    def __init__(self, message: str | None = None, *, job_id: int = 0,
+                 error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.error_type = error_type
+
+
+class JobCancelled(JobFailed):
+    """A job waited for was cancelled (by an operator, or because a parent failed:
+    error_type 'ParentFailed')."""

@@ -510,3 +510,23 @@ def resume_queue(*, queue: str) -> Call[bool]:
 
 def queue_is_paused(*, queue: str) -> Call[bool]:
     return Call("queue_is_paused", {"queue": queue}, lambda rows: bool(rows[0]["paused"]))
+
+
+def tag_workflow(*, workflow_id: uuid.UUID, job_ids: Sequence[int],
+                 pass_results: Sequence[str | None]) -> Call[int]:
+    return Call("tag_workflow", {"workflow_id": workflow_id, "job_ids": list(job_ids),
+                                 "pass_results": list(pass_results)},
+                lambda rows: rows[0]["tagged"])
+
+
+def workflow_jobs(workflow_id: uuid.UUID) -> Call[list[Row]]:
+    return Call("workflow_jobs", {"workflow_id": workflow_id}, lambda rows: rows)
+
+
+def cancel_workflow(workflow_id: uuid.UUID) -> Call[int]:
+    return Call("cancel_workflow", {"workflow_id": workflow_id},
+                lambda rows: rows[0]["cancelled"])
+
+
+def watch_jobs(job_ids: Sequence[int]) -> Call[list[Row]]:
+    return Call("watch_jobs", {"job_ids": list(job_ids)}, lambda rows: rows)

@@ -30,6 +30,7 @@ from pgqueue.validation import (
 
 if TYPE_CHECKING:
     from pgqueue.app import App
+    from pgqueue.canvas import Signature
     from pgqueue.db import Call, ExternalConnection
 
 P = ParamSpec("P")
@@ -86,6 +87,13 @@ class Task(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Calling the task runs the function here and now, without the queue."""
         return self.func(*args, **kwargs)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature: this task with these arguments, as a step of a workflow (`chain`,
+        `group`, `chord`). Arguments that do not survive JSON raise `InvalidArguments` here."""
+        from pgqueue.canvas import Signature
+
+        return Signature(self, args, kwargs)
 
     def using(
         self, *, queue: str | None = None, priority: int | None = None,

@@ -702,3 +702,27 @@ SELECT pgqueue.resume_queue(%(queue)s) AS changed;
 
 -- name: queue_is_paused
 SELECT pgqueue.queue_is_paused(%(queue)s) AS paused;
+
+-- name: tag_workflow
+-- Mark the jobs a workflow just enqueued, in its transaction (pgqueue.tag_workflow, 0020).
+SELECT pgqueue.tag_workflow(%(workflow_id)s::uuid, %(job_ids)s::bigint[],
+                            %(pass_results)s::text[]) AS tagged;
+
+-- name: workflow_jobs
+-- A workflow's jobs in enqueue order, with their states and results (jobs_workflow_idx).
+SELECT id, task_name, state::text AS state, result, error_type, error_message
+FROM pgqueue.jobs WHERE workflow_id = %(workflow_id)s::uuid ORDER BY id;
+
+-- name: cancel_workflow
+-- Cancel every unfinished job of a workflow (running ones are asked to abort); the jobs'
+-- triggers cancel the blocked steps downstream too. Returns how many were cancelled or asked.
+SELECT count(pgqueue.cancel_job(id)) AS cancelled
+FROM (SELECT id FROM pgqueue.jobs
+      WHERE workflow_id = %(workflow_id)s::uuid
+        AND state::text NOT IN ('succeeded', 'failed', 'cancelled')
+      ORDER BY id) AS unfinished;
+
+-- name: watch_jobs
+-- Mark jobs as waited for and read them (pgqueue.watch_jobs, 0020): the caller LISTENs on
+-- pgqueue_done first, so an end committed after this read is announced.
+SELECT id, state, result, error_type, error_message FROM pgqueue.watch_jobs(%(job_ids)s::bigint[]);

@@ -17,6 +17,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+import pgqueue
 from pgqueue.app import App
 from tests.apps import observe_app
 from tests.helpers import REPO_ROOT, app_on, run_cli
@@ -24,7 +25,7 @@ from tests.helpers import REPO_ROOT, app_on, run_cli
 ROLES_SQL = REPO_ROOT / "migrations_sql" / "roles.sql"
 ROLE_NAMES = ("pgqueue_producer", "pgqueue_worker", "pgqueue_observer")
 VIEWS = ("queue_stats", "task_stats", "stuck_jobs", "workers_overview", "worker_children",
-         "health", "queue_overview")
+         "health", "queue_overview", "workflow_status")
 Denied = psycopg.errors.InsufficientPrivilege
 
 
@@ -186,3 +187,28 @@ def test_producer_enqueues_unique_jobs(roles: Roles, owner: psycopg.Connection[A
         assert by_sql == (first,)
         _assert_denied(conn, "SELECT args FROM pgqueue.jobs")
     assert owner.execute("SELECT count(*) FROM pgqueue.jobs").fetchone() == (2,)
+
+
+def test_producer_enqueues_a_workflow_and_waits_for_it(
+    roles: Roles, owner: psycopg.Connection[Any],
+) -> None:
+    producer_app = App(roles.dsn_as(roles.producer))
+    size = producer_app.task(name="observe.size")(lambda text: len(text))
+    total = producer_app.task(name="observe.total")(lambda sizes: sum(sizes))
+    try:
+        handle = pgqueue.chord([size.s("ab"), size.s("abc")], total.s()).defer()
+        first, second, callback = handle.job_ids
+        for job_id, result in ((second, "3"), (first, "2")):  # as a worker's ack would
+            owner.execute("UPDATE pgqueue.jobs SET state = 'succeeded', result = %s::jsonb, "
+                          "finished_at = now() WHERE id = %s", (result, job_id))
+        assert producer_app.wait(first, 5) == 2
+    finally:
+        producer_app.close()
+    assert owner.execute("SELECT state::text, args FROM pgqueue.jobs WHERE id = %s",
+                         (callback,)).fetchone() == ("queued", [[2, 3]])
+    with roles.connect_as(roles.producer) as conn:
+        _assert_denied(conn, "SELECT result FROM pgqueue.jobs")
+        _assert_denied(conn, "UPDATE pgqueue.jobs SET workflow_id = NULL")
+    with roles.connect_as(roles.observer) as conn:
+        _assert_denied(conn, "SELECT pgqueue.watch_jobs(ARRAY[1]::bigint[])")
+        _assert_denied(conn, "SELECT pgqueue.tag_workflow(gen_random_uuid(), '{1}', '{one}')")

@@ -1,0 +1,235 @@
+"""Workflows: signatures (`task.s(...)`), `chain`, `group` and `chord`, enqueued in one
+transaction as jobs linked by dependencies (migration 0018) and tagged with one workflow id.
+
+A workflow is first planned in Python (every argument checked, nothing written), then written:
+roots as plain jobs, every later step with `pgqueue.enqueue_after`. The release trigger hands
+results on (migration 0020): a step after a single step gets that step's result as its first
+argument, a step after a group (a chord's callback) the list of the group's results, in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pgqueue import store, waiting
+from pgqueue.db import Row, run_on
+from pgqueue.errors import ConfigurationError
+from pgqueue.types import JobState
+from pgqueue.validation import check_schedule, encode_arguments
+
+if TYPE_CHECKING:
+    from pgqueue.app import App
+    from pgqueue.db import ExternalConnection
+    from pgqueue.tasks import Task
+
+PassResults = Literal["one", "list"]
+_RESULT = object()
+"""Stands for the result a step receives, when its call is checked at planning time."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    signature: Signature
+    parents: tuple[int, ...]
+    """Indexes of earlier steps in the plan."""
+    pass_results: PassResults | None
+
+
+class Node(ABC):
+    """Something a workflow is made of: a signature, a chain, a group."""
+
+    @abstractmethod
+    def _plan(self, steps: list[_Step], parents: tuple[int, ...],
+              pass_results: PassResults | None) -> tuple[tuple[int, ...], PassResults]:
+        """Append this node's steps after `parents`; returns its last steps and how the next
+        step receives their results."""
+
+    @abstractmethod
+    def _app(self) -> App:
+        """The App whose database the workflow is written to."""
+
+    def defer(self, *, connection: ExternalConnection | None = None) -> WorkflowHandle:
+        """Enqueue the whole workflow in one transaction (with `connection=`, the caller's: it
+        commits or rolls back with it). Every argument is checked before anything is written."""
+        steps: list[_Step] = []
+        last, passing = self._plan(steps, (), None)
+        app = self._app()
+        if connection is not None:
+            return _write(app, steps, last, passing, connection)
+        with app.db.connection() as conn, conn.transaction():
+            return _write(app, steps, last, passing, conn)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Signature(Node):
+    """A task with some of its arguments: `task.s(*args, **kwargs)`. As a later step of a
+    workflow, it receives its parents' results first, then these arguments."""
+
+    task: Task[Any, Any]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        encode_arguments(self.args, self.kwargs, max_bytes=self.task.app.max_payload_bytes)
+
+    def _app(self) -> App:
+        return self.task.app
+
+    def _plan(self, steps: list[_Step], parents: tuple[int, ...],
+              pass_results: PassResults | None) -> tuple[tuple[int, ...], PassResults]:
+        args = self.args if pass_results is None else (_RESULT, *self.args)
+        self.task._check_signature(args, self.kwargs)
+        if self.task.depends_on or self.task.lock or self.task.unique_key:
+            raise ConfigurationError(f"{self.task.name}: a workflow step cannot have "
+                                     "depends_on, a lock or a unique key")
+        steps.append(_Step(self, parents, pass_results))
+        return (len(steps) - 1,), "one"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
+class _Steps(Node):
+    """A chain or a group: its steps, checked when it is built."""
+
+    nodes: tuple[Node, ...]
+
+    def __init__(self, *nodes: Node) -> None:
+        object.__setattr__(self, "nodes", _check_nodes(type(self).__name__.lower(), nodes))
+
+    def _app(self) -> App:
+        return self.nodes[0]._app()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
+class Chain(_Steps):
+    """Steps run one after the other; each gets the previous one's result(s) first."""
+
+    def _plan(self, steps: list[_Step], parents: tuple[int, ...],
+              pass_results: PassResults | None) -> tuple[tuple[int, ...], PassResults]:
+        tails, passing = parents, pass_results
+        for node in self.nodes:
+            tails, passing = node._plan(steps, tails, passing)
+        return tails, passing
+
+
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
+class Group(_Steps):
+    """Steps that run independently (in parallel); a step after the group gets the list of
+    their results, in the order given here."""
+
+    def _plan(self, steps: list[_Step], parents: tuple[int, ...],
+              pass_results: PassResults | None) -> tuple[tuple[int, ...], PassResults]:
+        tails: list[int] = []
+        for node in self.nodes:
+            tails.extend(node._plan(steps, parents, pass_results)[0])
+        return tuple(tails), "list"
+
+
+def chain(*nodes: Node) -> Chain:
+    return Chain(*nodes)
+
+
+def group(*nodes: Node) -> Group:
+    return Group(*nodes)
+
+
+def chord(header: Sequence[Node], callback: Node) -> Chain:
+    """The header's steps run in parallel; `callback` runs once, after all of them succeeded,
+    with the list of their results (in header order) as its first argument."""
+    if isinstance(header, Node):
+        raise ConfigurationError("chord takes a list of header steps, then the callback")
+    return Chain(Group(*header), callback)
+
+
+def _check_nodes(kind: str, nodes: tuple[Any, ...]) -> tuple[Node, ...]:
+    if not nodes:
+        raise ConfigurationError(f"{kind}() needs at least one step")
+    for node in nodes:
+        if not isinstance(node, Node):
+            raise ConfigurationError(f"{kind}() takes signatures (task.s(...)), chains and "
+                                     f"groups, not {type(node).__name__}")
+    apps = {id(node._app()) for node in nodes}
+    if len(apps) > 1:
+        raise ConfigurationError(f"{kind}(): every step must belong to the same App")
+    return nodes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowHandle:
+    """What `defer` returns: the workflow's id and its jobs' ids, in enqueue order."""
+
+    app: App
+    workflow_id: uuid.UUID
+    job_ids: tuple[int, ...]
+    last_job_ids: tuple[int, ...]
+    """The workflow's last step(s): several when it ends with a group."""
+    ends_with_group: bool
+
+    def wait(self, timeout: float | None = None, *,
+             poll_interval: float = waiting.DEFAULT_POLL_INTERVAL) -> Any:
+        """The last step's result (a list of them when the workflow ends with a group), once
+        it succeeded. Raises `JobFailed`, `JobCancelled` (a failed step cancels the steps
+        after it: error_type 'ParentFailed'), or `TimeoutError` after `timeout` seconds."""
+        results = waiting.wait_for(self.app, self.last_job_ids, timeout, poll_interval)
+        return results if self.ends_with_group else results[0]
+
+    async def wait_async(self, timeout: float | None = None, *,
+                         poll_interval: float = waiting.DEFAULT_POLL_INTERVAL) -> Any:
+        """`wait` without blocking the event loop."""
+        results = await waiting.await_for(self.app, self.last_job_ids, timeout, poll_interval)
+        return results if self.ends_with_group else results[0]
+
+
+def _write(app: App, steps: list[_Step], last: tuple[int, ...], passing: PassResults,
+           connection: ExternalConnection) -> WorkflowHandle:
+    ids: list[int] = []
+    for step in steps:
+        task = step.signature.task
+        args_json, kwargs_json = encode_arguments(step.signature.args, step.signature.kwargs,
+                                                  max_bytes=app.max_payload_bytes)
+        run_at, delay = check_schedule(task.run_at, task.delay)
+        fields: dict[str, Any] = {
+            "task_name": task.name, "queue": task.queue, "args_json": args_json,
+            "kwargs_json": kwargs_json, "priority": task.priority, "run_at": run_at,
+            "delay": delay, "max_attempts": task.retry.max_attempts,
+            "timeout_seconds": task.timeout, "concurrency_key": task.concurrency_key}
+        if step.parents:
+            call = store.insert_dependent_job(
+                **fields, parent_ids=[ids[i] for i in step.parents],
+                on_parent_failure=task.on_parent_failure)
+        else:
+            call = store.insert_job(**fields)
+        ids.append(run_on(connection, call))
+    workflow_id = uuid.uuid4()
+    run_on(connection, store.tag_workflow(
+        workflow_id=workflow_id, job_ids=ids,
+        pass_results=[step.pass_results for step in steps]))
+    return WorkflowHandle(app, workflow_id, tuple(ids), tuple(ids[i] for i in last),
+                          ends_with_group=passing == "list")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowJob:
+    """One job of a workflow, as `App.get_workflow` lists it."""
+
+    id: int
+    task_name: str
+    state: JobState
+    result: Any
+    error_type: str | None
+    error_message: str | None
+
+
+def workflow_id_of(value: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigurationError(f"not a workflow id: {value!r}") from None
+
+
+def workflow_jobs(rows: list[Row]) -> list[WorkflowJob]:
+    return [WorkflowJob(row["id"], row["task_name"], JobState(row["state"]), row["result"],
+                        row["error_type"], row["error_message"]) for row in rows]
