@@ -87,7 +87,7 @@ def test_failed_and_cancelled_jobs_raise_typed_errors(
     lone = explode.defer(7)
     thread, outcome = in_background(lambda: handle.wait(NEVER, poll_interval=NEVER))
     wait_until(lambda: watched(app.dsn, handle.job_ids[-1]), message="waiter watching")
-    worker_thread()
+    worker = worker_thread()
     thread.join(60)
     [cancelled] = outcome  # woken by the NOTIFY of the cascade's cancel
     assert isinstance(cancelled, pgqueue.JobCancelled)
@@ -100,6 +100,7 @@ def test_failed_and_cancelled_jobs_raise_typed_errors(
         app.wait(lone, 60, poll_interval=NEVER)
     assert not isinstance(failed.value, pgqueue.JobCancelled)
     assert (failed.value.job_id, failed.value.error_type) == (lone, "Fail")
+    worker.stop()  # else it may run the next job before the cancel reaches it
     queued = add.defer(1, 1)
     app.cancel_job(queued)
     with pytest.raises(pgqueue.JobCancelled):
