@@ -125,9 +125,11 @@ def configure_logging(level: str = "INFO", log_format: str | None = None) -> Non
     ours = [h for h in root.handlers if isinstance(h, _PgQueueHandler)]
     if root.handlers and not ours:
         return
-    for handler in ours:
-        root.removeHandler(handler)
     handler = _PgQueueHandler(sys.stderr)
     handler.setFormatter(formatter)
+    for replaced in ours:  # called again (a command's --log-format): keep what was added to it
+        root.removeHandler(replaced)
+        for kept in replaced.filters:
+            handler.addFilter(kept)
     root.addHandler(handler)
     root.setLevel(level.upper())
