@@ -13,6 +13,7 @@ import dataclasses
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pgqueue import store, waiting
@@ -221,6 +222,28 @@ class WorkflowJob:
     result: Any
     error_type: str | None
     error_message: str | None
+    parent_ids: tuple[int, ...] = ()
+    """The jobs it runs after (empty for a root step)."""
+    attempts: int = 0
+    max_attempts: int = 1
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+WorkflowState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+
+
+def workflow_state(jobs: Sequence[WorkflowJob]) -> WorkflowState:
+    """The workflow's state from its jobs': `pending` until one starts, `running` while any is
+    unfinished, then `succeeded` (every job), `failed` (one failed: the ones after it were
+    cancelled) or `cancelled` (none failed, some were cancelled)."""
+    if not all(job.state.is_final for job in jobs):
+        started = any(job.attempts or job.state.is_final for job in jobs)
+        return "running" if started else "pending"
+    if all(job.state == JobState.SUCCEEDED for job in jobs):
+        return "succeeded"
+    return "failed" if any(job.state == JobState.FAILED for job in jobs) else "cancelled"
 
 
 def workflow_id_of(value: uuid.UUID | str) -> uuid.UUID:
@@ -231,5 +254,9 @@ def workflow_id_of(value: uuid.UUID | str) -> uuid.UUID:
 
 
 def workflow_jobs(rows: list[Row]) -> list[WorkflowJob]:
-    return [WorkflowJob(row["id"], row["task_name"], JobState(row["state"]), row["result"],
-                        row["error_type"], row["error_message"]) for row in rows]
+    return [WorkflowJob(
+        id=row["id"], task_name=row["task_name"], state=JobState(row["state"]),
+        result=row["result"], error_type=row["error_type"], error_message=row["error_message"],
+        parent_ids=tuple(row["parent_ids"]), attempts=row["attempts"],
+        max_attempts=row["max_attempts"], enqueued_at=row["enqueued_at"],
+        started_at=row["started_at"], finished_at=row["finished_at"]) for row in rows]
