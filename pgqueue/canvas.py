@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pgqueue import store, waiting
 from pgqueue.db import Row, run_on
-from pgqueue.errors import ConfigurationError
+from pgqueue.errors import ConfigurationError, UnknownTask
 from pgqueue.types import JobState
 from pgqueue.validation import check_schedule, encode_arguments
 
@@ -82,6 +82,10 @@ class Signature(Node):
 
     def _plan(self, steps: list[_Step], parents: tuple[int, ...],
               pass_results: PassResults | None) -> tuple[tuple[int, ...], PassResults]:
+        if self.task.app.tasks.get(self.task.name) is None:
+            # A Task renamed or built by hand: no worker of this app would claim its jobs.
+            raise UnknownTask(f"{self.task.name}: no task of this name is registered on the "
+                              "workflow's App (app.signature(name) checks it by name)")
         args = self.args if pass_results is None else (_RESULT, *self.args)
         self.task._check_signature(args, self.kwargs)
         if self.task.depends_on or self.task.lock or self.task.unique_key:
