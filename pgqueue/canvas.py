@@ -239,15 +239,24 @@ WorkflowState = Literal["pending", "running", "succeeded", "failed", "cancelled"
 
 
 def workflow_state(jobs: Sequence[WorkflowJob]) -> WorkflowState:
-    """The workflow's state from its jobs': `pending` until one starts, `running` while any is
-    unfinished, then `succeeded` (every job), `failed` (one failed: the ones after it were
-    cancelled) or `cancelled` (none failed, some were cancelled)."""
-    if not all(job.state.is_final for job in jobs):
-        started = any(job.attempts or job.state.is_final for job in jobs)
-        return "running" if started else "pending"
-    if all(job.state == JobState.SUCCEEDED for job in jobs):
-        return "succeeded"
-    return "failed" if any(job.state == JobState.FAILED for job in jobs) else "cancelled"
+    """The workflow's state from its jobs' (see `workflow_state_of`)."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.state.value] = counts.get(job.state.value, 0) + 1
+    return workflow_state_of(counts, started=any(job.attempts for job in jobs))
+
+
+def workflow_state_of(counts: Mapping[str, int], *, started: bool) -> WorkflowState:
+    """From its jobs' count by state, and whether any made an attempt: `pending` until one
+    starts (or ends), `running` while any is unfinished, then `succeeded` (every job), `failed`
+    (one failed: the ones after it were cancelled) or `cancelled` (none failed, some were)."""
+    final = {state.value for state in JobState if state.is_final}
+    if any(n for state, n in counts.items() if state not in final):
+        ended = any(n for state, n in counts.items() if state in final)
+        return "running" if started or ended else "pending"
+    if counts.get(JobState.FAILED.value):
+        return "failed"
+    return "cancelled" if counts.get(JobState.CANCELLED.value) else "succeeded"
 
 
 def workflow_id_of(value: uuid.UUID | str) -> uuid.UUID:
