@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pgqueue import store, waiting
-from pgqueue.db import Row, run_on
+from pgqueue.db import Row
 from pgqueue.errors import ConfigurationError, UnknownTask
 from pgqueue.types import JobState
 from pgqueue.validation import check_schedule, encode_arguments
@@ -61,7 +61,7 @@ class Node(ABC):
         app = self._app()
         if connection is not None:
             return _write(app, steps, last, passing, connection)
-        with app.db.connection() as conn, conn.transaction():
+        with app.db.transaction() as conn:  # Django's: atomic() on its connection
             return _write(app, steps, last, passing, conn)
 
 
@@ -189,7 +189,7 @@ class WorkflowHandle:
 
 
 def _write(app: App, steps: list[_Step], last: tuple[int, ...], passing: PassResults,
-           connection: ExternalConnection) -> WorkflowHandle:
+           connection: ExternalConnection | None) -> WorkflowHandle:
     ids: list[int] = []
     for step in steps:
         task = step.signature.task
@@ -207,11 +207,11 @@ def _write(app: App, steps: list[_Step], last: tuple[int, ...], passing: PassRes
                 on_parent_failure=task.on_parent_failure)
         else:
             call = store.insert_job(**fields)
-        ids.append(run_on(connection, call))
+        ids.append(app.db.run(call, connection))
     workflow_id = uuid.uuid4()
-    run_on(connection, store.tag_workflow(
+    app.db.run(store.tag_workflow(
         workflow_id=workflow_id, job_ids=ids,
-        pass_results=[step.pass_results for step in steps]))
+        pass_results=[step.pass_results for step in steps]), connection)
     return WorkflowHandle(app, workflow_id, tuple(ids), tuple(ids[i] for i in last),
                           ends_with_group=passing == "list")
 

@@ -119,3 +119,25 @@ def test_cancelling_a_blocked_job_cancels_its_dependents(client) -> None:
     other = chain(weigh.s("b"), weigh.s()).defer()
     client.post(JOBS, {"action": "cancel_selected", "_selected_action": [other.job_ids[1]]})
     assert Job.objects.get(pk=other.job_ids[1]).state == "cancelled"
+
+
+def test_a_workflow_joins_the_orms_transaction(clean_jobs) -> None:
+    """chain/group/chord `defer()` on the Django app runs in `atomic()` on Django's connection:
+    the workflow commits or rolls back with the ORM's work, as `task.defer()` does."""
+    from django.db import transaction
+    from shop.models import Order
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Order.objects.create(reference="W-1")
+        chord([weigh.s("a"), weigh.s("b")], sum_weights.s()).defer()
+        raise RuntimeError("roll back")
+    assert (Order.objects.count(), Job.objects.count()) == (0, 0)
+
+    with transaction.atomic():
+        Order.objects.create(reference="W-2")
+        handle = chord([weigh.s("a"), weigh.s("b")], sum_weights.s()).defer()
+    assert Job.objects.filter(workflow_id=handle.workflow_id).count() == 3
+    with pytest.raises(Exception, match="unknown parent"), transaction.atomic():
+        weigh.using(depends_on=[handle.job_ids[0], 999999]).defer("x")
+    assert Job.objects.count() == 3
+    Order.objects.all().delete()
