@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connections
 from shop import tasks as shop_tasks
 
@@ -78,6 +79,9 @@ def test_await_result_on_the_event_loop(worker_once_watched) -> None:
     worker_once_watched(result.id)
 
     async def waiting() -> object:
+        # Django's sync thread (arefresh runs there) may hold a connection to an earlier test
+        # module's database, dropped since: start it afresh, as a new process would.
+        await sync_to_async(connections.close_all)()
         try:
             return await await_result(result, **ONLY_A_NOTIFY)
         finally:
