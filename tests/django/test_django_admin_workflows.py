@@ -8,25 +8,15 @@ import re
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from shop.tasks import email_order, sum_weights, weigh
 
 from pgqueue import chain, chord
-from pgqueue.contrib.django.admin.jobs import RELATIVES_SHOWN
+from pgqueue.contrib.django.admin.jobs import AFTER_SHOWN, RELATIVES_SHOWN
 from pgqueue.contrib.django.app import app
 from pgqueue.contrib.django.models import Job
 
 JOBS = "/admin/pgqueue/job/"
-
-
-@pytest.fixture
-def client(clean_jobs) -> Client:
-    admin, _ = User.objects.get_or_create(
-        username="admin", defaults={"is_staff": True, "is_superuser": True})
-    client = Client()
-    client.force_login(admin)
-    return client
 
 
 def page(client: Client, url: str) -> str:
@@ -106,6 +96,11 @@ def test_a_chord_callbacks_many_parents_are_cut_short(client) -> None:
     shown = section(html, "job-parents")
     assert shown.count("<li><a ") == RELATIVES_SHOWN
     assert f"and {parents} in all" in shown and "see the workflow" in shown
+    listed = page(client, f"{JOBS}?workflow_id={handle.workflow_id}&q={handle.job_ids[-1]}")
+    after = listed[listed.index('class="field-parents_display"',
+                                listed.index(f">{handle.job_ids[-1]}</a>")):]
+    after = after[:after.index("</td>")]
+    assert after.count("<a ") == AFTER_SHOWN and f"and {parents - AFTER_SHOWN} more" in after
 
 
 def test_cancelling_a_blocked_job_cancels_its_dependents(client) -> None:

@@ -1,6 +1,7 @@
 """The jobs admin: a list that fits a laptop screen, filters and search, a job page that opens
-on its state, error and traceback with Retry and Cancel buttons, and bulk actions that are one
-statement each.
+on its state, error and traceback with Retry and Cancel buttons, and links to the jobs it runs
+after and before and to its workflow (`?workflow_id=` lists a workflow's jobs), and bulk actions
+that are one statement each.
 
 Built for tables of millions of rows: the list never counts every row (see `paginator`), filter
 choices come from recent jobs only, facets are off, and only the primary key sorts (every other
@@ -38,6 +39,8 @@ CANCELLABLE = ("queued", "waiting", "blocked", "running")
 RELATIVES_SHOWN = 50
 """Parents and dependents listed on a job page, of each (a chord's callback may have
 thousands of parents: the workflow's list has them all)."""
+AFTER_SHOWN = 5
+"""Parents linked in the workflow list's "after" column, per job."""
 
 
 def _recent_values(field: str) -> list[str]:
@@ -205,9 +208,11 @@ class JobAdmin(admin.ModelAdmin):
         parent_ids = getattr(job, "parent_ids", None) or []
         if not parent_ids:
             return "\u2013"
-        return format_html_join(", ", '<a href="{}">#{}</a>', (
+        links = format_html_join(", ", '<a href="{}">#{}</a>', (
             (reverse("admin:pgqueue_job_change", args=[parent_id]), parent_id)
-            for parent_id in parent_ids))
+            for parent_id in parent_ids[:AFTER_SHOWN]))
+        more = len(parent_ids) - AFTER_SHOWN
+        return format_html("{} and {} more", links, more) if more > 0 else links
 
     @admin.display(description="args")
     def args_pretty(self, job: Job) -> str:
