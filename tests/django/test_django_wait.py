@@ -100,6 +100,15 @@ def test_a_finished_job_returns_at_once_and_a_timeout_raises(clean_jobs) -> None
     assert wait_for(result, timeout=0).return_value == 2
 
 
+def test_a_job_not_committed_yet_is_not_found(clean_jobs) -> None:
+    """The waiter reads on a connection of its own: wait after the enqueueing atomic() block."""
+    from django.db import transaction
+
+    not_found = pytest.raises(tasks_api.TaskResultDoesNotExist, match="not committed yet")
+    with not_found, transaction.atomic():
+        wait_for(shop_tasks.add.enqueue(1, 2), timeout=5)
+
+
 def test_an_unknown_job_and_a_result_of_another_kind(clean_jobs) -> None:
     result = shop_tasks.add.enqueue(1, 1)
     with connections["default"].cursor() as cursor:
