@@ -103,6 +103,14 @@ def test_a_chord_callbacks_many_parents_are_cut_short(client) -> None:
     assert after.count("<a ") == AFTER_SHOWN and f"and {parents - AFTER_SHOWN} more" in after
 
 
+def test_a_pruned_parent_is_named_as_pruned(client) -> None:
+    handle = chain(weigh.s("a"), weigh.s()).defer()
+    app.run_worker(one_shot=True, concurrency=1)
+    Job.objects.filter(pk=handle.job_ids[0]).delete()  # as retention's prune would
+    parents = section(page(client, f"{JOBS}{handle.job_ids[1]}/change/"), "job-parents")
+    assert link(handle.job_ids[0]) in parents and "pruned" in parents
+
+
 def test_cancelling_a_blocked_job_cancels_its_dependents(client) -> None:
     handle = chain(weigh.s("a"), weigh.s(), weigh.s()).defer()
     _, blocked, after = handle.job_ids
