@@ -22,6 +22,7 @@ from django.db.models import Count, Max, QuerySet
 from django.http import HttpResponse
 from django.test import Client
 
+import pgqueue
 from demo.legacy.tasks import generate_report, send_newsletter
 from demo.newsletter.audience import BOUNCING_SUBSCRIBER, SLOW_SUBSCRIBER
 from demo.newsletter.models import Issue, Subscriber
@@ -29,7 +30,8 @@ from demo.newsletter.tasks import SNAPSHOT_EVERY, audience_snapshot, deliver_iss
 from demo.output import Clock, duration
 from demo.processes import WORKER_CONCURRENCY, start, stop, wait_for, worker_command
 from demo.reports.models import Report
-from demo.reports.tasks import build_report
+from demo.reports.tasks import assemble_report, build_report
+from pgqueue.contrib.django.app import app
 from pgqueue.contrib.django.models import Job
 
 T = TypeVar("T")
@@ -128,6 +130,7 @@ class Scenario:
         self.schedule_legacy_tasks()
         if issue_id is not None and self.wait_for_deliveries(issue_id):
             self.generate_report(issue_id)
+            self.report_by_chord(issue_id)
             self.look_in_admin()
         self.wait_for_legacy_tasks()
         self.wait_for_tick()
@@ -209,6 +212,7 @@ class Scenario:
                            lambda: _finished(build_report.get_result(result_id)))
         detail = self.request("get", f"/reports/{body.get('report')}/").json()
         data = detail.get("data") or {}
+        self.notes["report"] = data
         report = Report.objects.filter(pk=body.get("report")).first()
         self.check("Django Task build_report: SUCCESSFUL, report written",
                    response.status_code == 201 and body.get("status") == "READY"
@@ -216,6 +220,40 @@ class Scenario:
                    and detail.get("status") == "SUCCESSFUL" and report is not None
                    and report.data == result.return_value,
                    f"{data.get('delivered')} of {data.get('subscribers')} delivered")
+
+    def report_by_chord(self, issue_id: int) -> None:
+        """The same report from a chord; waited for with `app.wait`, woken by the NOTIFY of
+        the callback's end (no polling loop)."""
+        response = self.request("post", "/reports/chord/", {"issue": issue_id},
+                                label="/reports/chord/ (chord of 3 + 1)")
+        body = response.json()
+        callback_id, workflow_id = body.get("callback"), body.get("workflow")
+        self.ids["chord_callback"] = callback_id or 0
+        self.notes["workflow"] = workflow_id or ""
+        started = time.perf_counter()
+        try:
+            data = app.wait(callback_id, timeout=max(0.0, self.deadline - time.monotonic()))
+        except (pgqueue.JobFailed, pgqueue.JobNotFound, TimeoutError) as exc:
+            self.clock.say(f"chord report: {type(exc).__name__}: {exc}")
+            data = None
+        else:
+            self.clock.say(f"chord report: app.wait() returned "
+                           f"{duration(time.perf_counter() - started)} after the POST")
+        jobs = list(self.jobs(workflow_id=workflow_id).order_by("id")) if workflow_id else []
+        header = [job for job in jobs if job.id != callback_id]
+        callbacks = [job for job in jobs if job.task_name == assemble_report.name]
+        report = Report.objects.filter(pk=body.get("report")).first()
+        figures = [job.result for job in header]
+        from_task = self.notes.get("report") or {}
+        self.check(f"chord report: callback ran once with all {len(header)} results",
+                   response.status_code == 201 and len(header) == 3 and len(callbacks) == 1
+                   and callbacks[0].state == "succeeded" and callbacks[0].attempts == 1
+                   and all(job.state == "succeeded" for job in header)
+                   and callbacks[0].args[:1] == [figures] and data is not None
+                   and report is not None and report.data == data
+                   and all(data.get(key) == from_task.get(key)
+                           for key in ("subscribers", "delivered", "not_delivered")),
+                   f"assemble_report({figures}, ...), workflow {workflow_id}")
 
     def look_in_admin(self) -> None:
         bounce_id = self.ids["bounce"]

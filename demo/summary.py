@@ -28,6 +28,10 @@ def print_summary(scenario: Scenario) -> None:
     header = (f"  {'job':>6}  {'task':<18} {'queue':<12} {'state':<10} {'tries':>5} "
               f"{'waited':>8} {'ran':>8}  notes")
     bounce = rows.get(scenario.ids.get("bounce", 0))
+    callback = scenario.ids.get("chord_callback", 0)
+    workflow = [job for job in rows.values()
+                if scenario.notes.get("workflow") and
+                str(job.workflow_id) == scenario.notes["workflow"]]
     sections = {
         "pgqueue's own API: @app.task, .defer(), @app.periodic": [
             _job_line(rows.get(scenario.ids.get("send_issue", 0)), "send_issue",
@@ -44,6 +48,12 @@ def print_summary(scenario: Scenario) -> None:
             _job_line(rows.get(scenario.ids.get("build_report", 0)), "build_report",
                       "POST /reports/: .enqueue() in transaction.atomic()"),
         ],
+        "pgqueue's workflows: chord([...], callback).defer(), app.wait()": [
+            _job_line(job, job.task_name.rpartition(".")[2],
+                      "POST /reports/chord/: the header, in parallel" if job.id != callback
+                      else f"the callback, once, with {len(job.args[0]) if job.args else 0} "
+                           "results first")
+            for job in workflow] or ["       -  (no workflow ran)"],
         "django-background-tasks drop-in: @background, Task.objects.create": [
             _job_line(rows.get(scenario.ids.get("send_newsletter", 0)), "send_newsletter",
                       "Task.objects.create(task_name='send_newsletter')"),

@@ -13,11 +13,12 @@ import dataclasses
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pgqueue import store, waiting
-from pgqueue.db import Row, run_on
-from pgqueue.errors import ConfigurationError
+from pgqueue.db import Row
+from pgqueue.errors import ConfigurationError, UnknownTask
 from pgqueue.types import JobState
 from pgqueue.validation import check_schedule, encode_arguments
 
@@ -60,7 +61,7 @@ class Node(ABC):
         app = self._app()
         if connection is not None:
             return _write(app, steps, last, passing, connection)
-        with app.db.connection() as conn, conn.transaction():
+        with app.db.transaction() as conn:  # Django's: atomic() on its connection
             return _write(app, steps, last, passing, conn)
 
 
@@ -81,6 +82,10 @@ class Signature(Node):
 
     def _plan(self, steps: list[_Step], parents: tuple[int, ...],
               pass_results: PassResults | None) -> tuple[tuple[int, ...], PassResults]:
+        if self.task.app.tasks.get(self.task.name) is None:
+            # A Task renamed or built by hand: no worker of this app would claim its jobs.
+            raise UnknownTask(f"{self.task.name}: no task of this name is registered on the "
+                              "workflow's App (app.signature(name) checks it by name)")
         args = self.args if pass_results is None else (_RESULT, *self.args)
         self.task._check_signature(args, self.kwargs)
         if self.task.depends_on or self.task.lock or self.task.unique_key:
@@ -184,7 +189,7 @@ class WorkflowHandle:
 
 
 def _write(app: App, steps: list[_Step], last: tuple[int, ...], passing: PassResults,
-           connection: ExternalConnection) -> WorkflowHandle:
+           connection: ExternalConnection | None) -> WorkflowHandle:
     ids: list[int] = []
     for step in steps:
         task = step.signature.task
@@ -202,11 +207,11 @@ def _write(app: App, steps: list[_Step], last: tuple[int, ...], passing: PassRes
                 on_parent_failure=task.on_parent_failure)
         else:
             call = store.insert_job(**fields)
-        ids.append(run_on(connection, call))
+        ids.append(app.db.run(call, connection))
     workflow_id = uuid.uuid4()
-    run_on(connection, store.tag_workflow(
+    app.db.run(store.tag_workflow(
         workflow_id=workflow_id, job_ids=ids,
-        pass_results=[step.pass_results for step in steps]))
+        pass_results=[step.pass_results for step in steps]), connection)
     return WorkflowHandle(app, workflow_id, tuple(ids), tuple(ids[i] for i in last),
                           ends_with_group=passing == "list")
 
@@ -221,6 +226,37 @@ class WorkflowJob:
     result: Any
     error_type: str | None
     error_message: str | None
+    parent_ids: tuple[int, ...] = ()
+    """The jobs it runs after (empty for a root step)."""
+    attempts: int = 0
+    max_attempts: int = 1
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+WorkflowState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+
+
+def workflow_state(jobs: Sequence[WorkflowJob]) -> WorkflowState:
+    """The workflow's state from its jobs' (see `workflow_state_of`)."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.state.value] = counts.get(job.state.value, 0) + 1
+    return workflow_state_of(counts, started=any(job.attempts for job in jobs))
+
+
+def workflow_state_of(counts: Mapping[str, int], *, started: bool) -> WorkflowState:
+    """From its jobs' count by state, and whether any made an attempt: `pending` until one
+    starts (or ends), `running` while any is unfinished, then `succeeded` (every job), `failed`
+    (one failed: the ones after it were cancelled) or `cancelled` (none failed, some were)."""
+    final = {state.value for state in JobState if state.is_final}
+    if any(n for state, n in counts.items() if state not in final):
+        ended = any(n for state, n in counts.items() if state in final)
+        return "running" if started or ended else "pending"
+    if counts.get(JobState.FAILED.value):
+        return "failed"
+    return "cancelled" if counts.get(JobState.CANCELLED.value) else "succeeded"
 
 
 def workflow_id_of(value: uuid.UUID | str) -> uuid.UUID:
@@ -231,5 +267,9 @@ def workflow_id_of(value: uuid.UUID | str) -> uuid.UUID:
 
 
 def workflow_jobs(rows: list[Row]) -> list[WorkflowJob]:
-    return [WorkflowJob(row["id"], row["task_name"], JobState(row["state"]), row["result"],
-                        row["error_type"], row["error_message"]) for row in rows]
+    return [WorkflowJob(
+        id=row["id"], task_name=row["task_name"], state=JobState(row["state"]),
+        result=row["result"], error_type=row["error_type"], error_message=row["error_message"],
+        parent_ids=tuple(row["parent_ids"]), attempts=row["attempts"],
+        max_attempts=row["max_attempts"], enqueued_at=row["enqueued_at"],
+        started_at=row["started_at"], finished_at=row["finished_at"]) for row in rows]

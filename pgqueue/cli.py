@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
@@ -195,8 +196,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
         prog="pgqueue", formatter_class=_HelpFormatter,
         description="Postgres-native task queue: run workers, inspect and steer jobs.",
         epilog="Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 database unavailable, "
-               "4 schema missing or out of date, 5 --app not importable, 6 job not found, "
-               "7 read-only database, 8 job in the wrong state.")
+               "4 schema missing or out of date, 5 --app not importable, 6 job or workflow "
+               "not found, 7 read-only database, 8 job or workflow in the wrong state.")
     if with_connection_flags:
         parser.add_argument("--version", action="version",
                             version=f"pgqueue {__version__} (pgqueue-tasks)",
@@ -264,6 +265,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None, *,
     job = command("job", "show one job: every field, its error and traceback")
     job.add_argument("job_id", type=int, metavar="ID", help="the job's id")
     _json_flag(job)
+
+    workflow = command("workflow", "show a workflow (chain, group, chord): its state and "
+                                   "every job's, with parents, timings, results and errors")
+    workflow.add_argument("workflow_id", metavar="ID", help="the workflow's id (a UUID)")
+    workflow.add_argument("--cancel", action="store_true",
+                          help="cancel every job of it that has not run (a running one is "
+                               "asked to abort), then show it")
+    _json_flag(workflow)
 
     for name, help_text in (("retry", "queue a finished job again"),
                             ("cancel", "cancel a queued job or abort a running one")):
@@ -529,6 +538,35 @@ def _job(args: argparse.Namespace, app: App, out: Out) -> int:
     return EXIT_OK
 
 
+def _workflow(args: argparse.Namespace, app: App, out: Out) -> int:
+    from pgqueue.canvas import workflow_id_of
+    from pgqueue.observe.workflow_view import render_workflow, workflow_document
+
+    workflow_id = workflow_id_of(args.workflow_id)
+    unfinished: set[int] = set()
+    if args.cancel:
+        require_writable(app.db)
+        unfinished = {job.id for job in app.get_workflow(workflow_id) if not job.state.is_final}
+        if unfinished:
+            app.cancel_workflow(workflow_id)
+    jobs = app.get_workflow(workflow_id)
+    if not jobs:
+        raise CommandError(f"no workflow with id {workflow_id}", EXIT_NOT_FOUND)
+    document = workflow_document(workflow_id, jobs)
+    if args.cancel and not unfinished:
+        raise CommandError(f"workflow {workflow_id} is already {document['state']}: nothing "
+                           "left to cancel", EXIT_WRONG_STATE)
+    if args.json:
+        out(to_json(document))
+        return EXIT_OK
+    if args.cancel:
+        ended = Counter(job.state.value for job in jobs if job.id in unfinished)
+        out(f"cancelled {ended['cancelled']} job{'s' if ended['cancelled'] != 1 else ''}"
+            + (f"; {ended['running']} running: abort requested" if ended["running"] else ""))
+    render_workflow(out, document)
+    return EXIT_OK
+
+
 def _retry(args: argparse.Namespace, app: App, out: Out) -> int:
     require_writable(app.db)
     try:
@@ -710,7 +748,7 @@ def _require_schema(app: App) -> None:
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace, App, Out], int]] = {
     "worker": _worker, "migrate": _migrate, "defer": _defer, "jobs": _jobs, "job": _job,
-    "retry": _retry, "cancel": _cancel, "prune": _prune, "stats": _stats,
+    "workflow": _workflow, "retry": _retry, "cancel": _cancel, "prune": _prune, "stats": _stats,
     "healthcheck": _healthcheck, "schedules": _schedules, "queue": _queue, "top": _top,
 }
 

@@ -343,6 +343,14 @@ class Database:
         with translated_errors(), self.pool.connection() as conn:
             yield conn
 
+    @contextmanager
+    def transaction(self) -> Iterator[ExternalConnection | None]:
+        """One transaction for several `run` calls (a workflow's jobs): pass what it yields
+        as their `connection`. Here a pool connection; Django's database yields None inside
+        `atomic()`, so the calls join the ORM's transaction."""
+        with self.connection() as conn, conn.transaction():
+            yield conn
+
     @asynccontextmanager
     async def aconnection(self) -> AsyncIterator[AsyncConnection]:
         pool = await self.apool()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgqueue import store
 from pgqueue.db import Row, aconnect, arun_on, connect, run_on
@@ -22,19 +22,31 @@ if TYPE_CHECKING:
 
 CHANNEL = "pgqueue_done"
 DEFAULT_POLL_INTERVAL = 5.0
+_FINAL = ("succeeded", "failed", "cancelled")
+T = TypeVar("T")
+Settle = Callable[[list[Row], Sequence[int]], T | None]
+"""Given the jobs' rows (id order) and the ids waited for: the value to return once the wait is
+over, None to keep waiting; it may raise (JobFailed, JobNotFound)."""
 
 
 def wait_for(app: App, job_ids: Sequence[int], timeout: float | None,
              poll_interval: float = DEFAULT_POLL_INTERVAL) -> list[Any]:
     """The results of `job_ids` once every one has succeeded; raises `JobFailed` /
     `JobCancelled` for the first that did not (in id order), `TimeoutError` at the deadline."""
+    return wait_until(app, job_ids, timeout, poll_interval, _outcome)
+
+
+def wait_until(app: App, job_ids: Sequence[int], timeout: float | None,
+               poll_interval: float, settle: Settle[T]) -> T:
+    """Read the jobs (marking them watched) until `settle` says the wait is over: after each
+    NOTIFY of one of their ends, or every `poll_interval`; `TimeoutError` at the deadline."""
     deadline = _deadline(timeout, poll_interval)
     conninfo, listening = _conninfo(app)
     with connect(conninfo, prepare_threshold=None) as conn:
         if listening:
             conn.execute(f"LISTEN {CHANNEL}")
         while True:
-            done = _outcome(run_on(conn, store.watch_jobs(job_ids)), job_ids)
+            done = settle(run_on(conn, store.watch_jobs(job_ids)), job_ids)
             if done is not None:
                 return done
             pause = _pause(deadline, poll_interval, job_ids)
@@ -48,6 +60,12 @@ def wait_for(app: App, job_ids: Sequence[int], timeout: float | None,
 async def await_for(app: App, job_ids: Sequence[int], timeout: float | None,
                     poll_interval: float = DEFAULT_POLL_INTERVAL) -> list[Any]:
     """`wait_for` on the event loop."""
+    return await await_until(app, job_ids, timeout, poll_interval, _outcome)
+
+
+async def await_until(app: App, job_ids: Sequence[int], timeout: float | None,
+                      poll_interval: float, settle: Settle[T]) -> T:
+    """`wait_until` on the event loop."""
     deadline = _deadline(timeout, poll_interval)
     conninfo, listening = _conninfo(app)
     conn = await aconnect(conninfo, prepare_threshold=None)
@@ -55,7 +73,7 @@ async def await_for(app: App, job_ids: Sequence[int], timeout: float | None,
         if listening:
             await conn.execute(f"LISTEN {CHANNEL}")
         while True:
-            done = _outcome(await arun_on(conn, store.watch_jobs(job_ids)), job_ids)
+            done = settle(await arun_on(conn, store.watch_jobs(job_ids)), job_ids)
             if done is not None:
                 return done
             pause = _pause(deadline, poll_interval, job_ids)
@@ -89,11 +107,23 @@ def _pause(deadline: float | None, poll_interval: float, job_ids: Sequence[int])
     return min(left, poll_interval)
 
 
-def _outcome(rows: list[Row], job_ids: Sequence[int]) -> list[Any] | None:
-    by_id = {row["id"]: row for row in rows}
-    missing = [job_id for job_id in job_ids if job_id not in by_id]
+def ended(rows: list[Row], job_ids: Sequence[int]) -> list[Row] | None:
+    """A `Settle`: the rows once every job has ended, however (succeeded, failed, cancelled)."""
+    _require_all(rows, job_ids)
+    return rows if all(row["state"] in _FINAL for row in rows) else None
+
+
+
+def _require_all(rows: list[Row], job_ids: Sequence[int]) -> None:
+    found = {row["id"] for row in rows}
+    missing = [job_id for job_id in job_ids if job_id not in found]
     if missing:
         raise JobNotFound(f"no job has id {missing[0]}")
+
+
+def _outcome(rows: list[Row], job_ids: Sequence[int]) -> list[Any] | None:
+    _require_all(rows, job_ids)
+    by_id = {row["id"]: row for row in rows}
     for row in rows:
         if row["state"] in ("failed", "cancelled"):
             error = JobCancelled if row["state"] == "cancelled" else JobFailed

@@ -709,9 +709,14 @@ SELECT pgqueue.tag_workflow(%(workflow_id)s::uuid, %(job_ids)s::bigint[],
                             %(pass_results)s::text[]) AS tagged;
 
 -- name: workflow_jobs
--- A workflow's jobs in enqueue order, with their states and results (jobs_workflow_idx).
-SELECT id, task_name, state::text AS state, result, error_type, error_message
-FROM pgqueue.jobs WHERE workflow_id = %(workflow_id)s::uuid ORDER BY id;
+-- A workflow's jobs in enqueue order, with their states, results, timings and parents
+-- (jobs_workflow_idx, then job_dependencies_child_idx per job: a workflow is tens of jobs, a
+-- big chord thousands, each one index probe).
+SELECT j.id, j.task_name, j.state::text AS state, j.result, j.error_type, j.error_message,
+       j.attempts, j.max_attempts, j.enqueued_at, j.started_at, j.finished_at,
+       ARRAY(SELECT d.parent_id FROM pgqueue.job_dependencies AS d
+             WHERE d.child_id = j.id ORDER BY d.parent_id) AS parent_ids
+FROM pgqueue.jobs AS j WHERE j.workflow_id = %(workflow_id)s::uuid ORDER BY j.id;
 
 -- name: cancel_workflow
 -- Cancel every unfinished job of a workflow (running ones are asked to abort); the jobs'

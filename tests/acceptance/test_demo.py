@@ -29,6 +29,7 @@ CHECKS = [
     "retrying job: ada@slow-mx.example delivered on attempt 2",
     "failing job: nobody@bounce.example failed after 3 attempts",
     "Django Task build_report: SUCCESSFUL, report written",
+    "chord report: callback ran once with all 3 results",
     "failing job listed in the admin (state=failed)",
     "failing job's admin page shows its error and traceback",
     "background send_newsletter (Task.objects.create) ran at once",
@@ -80,12 +81,13 @@ def test_django_demo_on_a_fresh_database_and_again_on_the_same_one(empty_dsn: st
     assert re.search(r"manage\.py migrate: \d+ migrations applied", first.stdout)
     assert "manage.py pgqueue worker --concurrency 8" in first.stdout
     for front_door in ("pgqueue's own API", "Django's Tasks framework",
-                       "django-background-tasks drop-in"):
+                       "pgqueue's workflows", "django-background-tasks drop-in"):
         assert front_door in first.stdout
     stats = queue_stats_rows(first.stdout)
     # paused, queued, due, scheduled, running, succeeded, failed, cancelled, ...
     assert stats["emails"][:8] == ["f", "0", "0", "0", "0", "1000", "1", "0"]
-    assert stats["reports"][:8] == ["f", "0", "0", "0", "0", "1", "0", "0"]
+    # build_report, and the chord's 3 header jobs and its callback
+    assert stats["reports"][:8] == ["f", "0", "0", "0", "0", "5", "0", "0"]
     assert stats["default"][:8] == ["f", "1", "0", "1", "0", "2", "0", "0"]
     assert int(stats["maintenance"][5]) >= 1
 

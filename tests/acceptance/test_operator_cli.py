@@ -22,6 +22,7 @@ from tests.helpers import REPO_ROOT, cli_command, cli_env, run_cli, scalar
 
 APP = "tests.apps.core_app:app"
 MISSING = "999999"
+WORKFLOW = "5b0c6a8e-8f1e-4c36-9a52-9f4f2c1c7d10"
 
 # Every command that touches the database, as an operator types it.
 COMMANDS: dict[str, tuple[str, ...]] = {
@@ -30,6 +31,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "defer": ("defer", "tests.apps.core_app.add", "[1, 2]"),
     "jobs": ("jobs",),
     "job": ("job", "1"),
+    "workflow": ("workflow", WORKFLOW),
+    "workflow --cancel": ("workflow", WORKFLOW, "--cancel"),
     "retry": ("retry", "1"),
     "cancel": ("cancel", "1"),
     "prune": ("prune",),
@@ -99,8 +102,9 @@ def test_a_read_only_database_reads_and_refuses_writes(ledger_dsn: str) -> None:
     with psycopg.connect(ledger_dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO pgqueue.schedules (id, task_name, every, next_tick_at) "
                      "VALUES ('nightly', 'x', interval '1 day', now() + interval '1 day')")
+        conn.execute("UPDATE pgqueue.jobs SET workflow_id = %s", (WORKFLOW,))
         conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-    readers = {"jobs", "job", "prune --dry-run", "stats", "schedules", "queue", "top",
+    readers = {"jobs", "job", "workflow", "prune --dry-run", "stats", "schedules", "queue", "top",
                "migrate"}
     for name, result in _run_all(COMMANDS, ledger_dsn, "--app", APP).items():
         if name in readers:

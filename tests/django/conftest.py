@@ -120,3 +120,16 @@ def clean_jobs(django_db: DjangoDatabase) -> Iterator[DjangoDatabase]:
     with connections["default"].cursor() as cursor:
         cursor.execute("DELETE FROM pgqueue.jobs; DELETE FROM pgqueue.workers")
     yield django_db
+
+
+@pytest.fixture
+def client(clean_jobs: DjangoDatabase) -> Any:
+    """Django's test client, logged in as a superuser (the admin's tests)."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    admin, _ = User.objects.get_or_create(
+        username="admin", defaults={"is_staff": True, "is_superuser": True})
+    client = Client()
+    client.force_login(admin)
+    return client

@@ -10,7 +10,6 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -22,15 +21,6 @@ from pgqueue.contrib.django.app import app
 from pgqueue.contrib.django.models import Job
 
 CHANGELIST = "/admin/pgqueue/job/"
-
-
-@pytest.fixture
-def client(clean_jobs) -> Client:
-    admin, _ = User.objects.get_or_create(
-        username="admin", defaults={"is_staff": True, "is_superuser": True})
-    client = Client()
-    client.force_login(admin)
-    return client
 
 
 def _jobs(client: Client, query: str = "") -> list[int]:

@@ -231,21 +231,36 @@ def _shoot(browser: Browser, name: str, shots: dict[str, bytes]) -> None:
     shots[name] = shot
 
 
+def _log_in(browser: Browser, live_server: str, next_path: str) -> None:
+    """As a new superuser, through the login form, landing on `next_path`."""
+    User.objects.filter(username="browser").delete()
+    User.objects.create_superuser("browser", "browser@example.com", "correct horse")
+    browser.go(f"{live_server}/admin/login/?next={next_path}")
+    browser.type("#id_username", "browser")
+    browser.type("#id_password", "correct horse")
+    browser.click("input[type=submit]")
+
+
+def _keep(shots: dict[str, bytes], tmp_path: Path) -> None:
+    """Write the screenshots to PGQUEUE_KEEP_SCREENSHOTS (docs, for docs/django.md), else to
+    the test's temporary folder."""
+    keep = os.environ.get("PGQUEUE_KEEP_SCREENSHOTS")
+    target = Path(keep) if keep else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    for name, shot in shots.items():
+        (target / f"{name}.png").write_bytes(shot)
+
+
 def test_every_admin_page_in_headless_chromium(live_server, browser, clean_jobs,
                                                tmp_path) -> None:
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM pgqueue.queue_limits; DELETE FROM pgqueue.paused_queues; "
                        "DELETE FROM pgqueue.schedules")
-    User.objects.filter(username="browser").delete()
-    User.objects.create_superuser("browser", "browser@example.com", "correct horse")
     failed = _operators_day()
     shots: dict[str, bytes] = {}
 
     try:
-        browser.go(f"{live_server}/admin/login/?next=/admin/pgqueue/job/")
-        browser.type("#id_username", "browser")
-        browser.type("#id_password", "correct horse")
-        browser.click("input[type=submit]")
+        _log_in(browser, live_server, "/admin/pgqueue/job/")
         wait_until(lambda: "Select job to change" in browser.source(), timeout=30,
                    message="the job list")
         page = browser.source()
@@ -309,8 +324,42 @@ def test_every_admin_page_in_headless_chromium(live_server, browser, clean_jobs,
         assert browser.script("return getComputedStyle(document.querySelector("
                               "'.breadcrumbs')).backgroundColor") not in ("", "rgba(0, 0, 0, 0)")
     finally:  # written even when an assertion fails, to look at what the browser saw
-        keep = os.environ.get("PGQUEUE_KEEP_SCREENSHOTS")
-        target = Path(keep) if keep else tmp_path
-        target.mkdir(parents=True, exist_ok=True)
-        for name, shot in shots.items():
-            (target / f"{name}.png").write_bytes(shot)
+        _keep(shots, tmp_path)
+
+
+def test_a_workflow_in_headless_chromium(live_server, browser, clean_jobs, tmp_path) -> None:
+    """A chord's callback page (its parents, its dependent and its workflow on the first
+    screen) and the workflow's list, as docs/django.md shows them."""
+    from shop.tasks import sum_weights, weigh
+
+    from pgqueue import chain, chord
+
+    handle = chain(chord([weigh.s("north"), weigh.s("south"), weigh.s("east")],
+                         sum_weights.s(label="kg")),
+                   weigh.using(queue="reports").s()).defer()
+    app.run_worker(one_shot=True, queues=["default"])  # all but the last step, left queued
+    callback = handle.job_ids[3]
+    shots: dict[str, bytes] = {}
+    try:
+        _log_in(browser, live_server, f"/admin/pgqueue/job/{callback}/change/")
+        wait_until(lambda: 'id="job-parents"' in browser.source(), timeout=30,
+                   message="the callback's page")
+        for element in ("#job-workflow a", "#job-parents li:last-child a",
+                        "#job-dependents li a"):
+            assert _on_first_screen(browser, element), element
+        parents = browser.script("return document.querySelector('#job-parents').innerText")
+        assert parents.count("succeeded") == 3 and f"#{handle.job_ids[0]}" in parents
+        assert "queued" in browser.script(
+            "return document.querySelector('#job-dependents').innerText")
+        _shoot(browser, "admin-workflow-job", shots)
+
+        browser.click("#job-workflow a")
+        wait_until(lambda: 'id="workflow-summary"' in browser.source(), timeout=30,
+                   message="the workflow's list")
+        summary = browser.script(
+            "return document.querySelector('#workflow-summary').innerText")
+        assert "running" in summary and "5 jobs: 1 queued, 4 succeeded" in summary
+        assert _on_first_screen(browser, "th.column-parents_display")
+        _shoot(browser, "admin-workflow", shots)
+    finally:
+        _keep(shots, tmp_path)

@@ -100,6 +100,10 @@ def test_producer_enqueues_and_can_do_nothing_else(roles: Roles,
                              "VALUES ('x', 'succeeded')")
         _assert_denied(conn, "UPDATE pgqueue.jobs SET priority = 5")
         _assert_denied(conn, "DELETE FROM pgqueue.jobs")
+        # Edges come only from enqueue_after, which refuses a parent that does not exist yet:
+        # a producer cannot write a cycle (tests/integration/test_workflow_bad_input.py).
+        _assert_denied(conn, "INSERT INTO pgqueue.job_dependencies (parent_id, child_id) "
+                             "VALUES (%s, %s)", after, first)
         _assert_denied(conn, "SELECT pgqueue.cancel_job(%s)", first)
         _assert_denied(conn, "SELECT pgqueue.pause_queue('emails')")
         for view in VIEWS:

@@ -8,7 +8,25 @@ What it gives (see docs/django.md):
   every installed app's ``tasks.py``;
 - ``pgqueue.contrib.django.backend.PgQueueBackend``, a backend for Django's Tasks framework;
 - ``pgqueue.contrib.django.background``, a drop-in for django-background-tasks (a second app);
+- ``wait_for(task_result, timeout)`` / ``await await_result(...)``: a Task's result once its
+  job ended, woken by NOTIFY (``pgqueue.contrib.django.results``);
 - ``manage.py pgqueue ...`` (the pgqueue CLI) and an admin for jobs.
 
 Nothing outside this package imports Django.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["await_result", "wait_for"]
+
+
+def __getattr__(name: str) -> Any:
+    """`wait_for` and `await_result` from .results, imported at first use: this package is
+    imported (INSTALLED_APPS) before Django's settings are ready."""
+    if name in __all__:
+        from pgqueue.contrib.django import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from django.db import Error as DjangoDatabaseError
 from django.db import close_old_connections, connections
+from django.db import transaction as django_transaction
 from django.utils.connection import ConnectionDoesNotExist
 
 from pgqueue.db import (
@@ -133,6 +134,17 @@ class DjangoDatabase(Database):
         if connection is not None or _in_event_loop():
             return super().run(call, connection)
         return run_on_django(call, self.alias)
+
+    @contextmanager
+    def transaction(self) -> Iterator[ExternalConnection | None]:
+        """`atomic()` on Django's connection (a savepoint inside the caller's): the calls run
+        on it with `connection=None`, and commit or roll back with the ORM's work."""
+        if _in_event_loop():
+            with super().transaction() as conn:
+                yield conn
+            return
+        with django_transaction.atomic(using=self.alias):
+            yield None
 
     def copy(self, copy: Copy, connection: ExternalConnection | None = None) -> None:
         if connection is not None or _in_event_loop():

@@ -16,6 +16,7 @@ from pgqueue.types import JobState
 class JobStateChoices(models.TextChoices):
     QUEUED = JobState.QUEUED.value, "queued"
     WAITING = JobState.WAITING.value, "waiting"
+    BLOCKED = JobState.BLOCKED.value, "blocked"
     RUNNING = JobState.RUNNING.value, "running"
     SUCCEEDED = JobState.SUCCEEDED.value, "succeeded"
     FAILED = JobState.FAILED.value, "failed"
@@ -51,6 +52,8 @@ class Job(models.Model):
         "Jobs sharing a lock run one at a time, in enqueue order; the others wait."))
     concurrency_key = models.TextField(null=True, blank=True, help_text=(
         "Counted against its queue's per-key concurrency limit."))
+    workflow_id = models.UUIDField(null=True, blank=True, help_text=(
+        "The workflow (chain, group, chord) the job is a step of."))
 
     class Meta:
         managed = False

@@ -65,3 +65,15 @@ def returns_a_set() -> set:
 @task
 def send_receipt(reference: str, customer: str = "anyone") -> str:
     return reference
+
+
+@app.task
+def weigh(reference: str) -> int:
+    """A workflow step (tests/django/test_django_admin_workflows.py)."""
+    return len(reference)
+
+
+@app.task
+def sum_weights(weights: list[int], label: str = "total") -> dict:
+    """A chord's callback: its parents' results first."""
+    return {label: sum(weights)}

@@ -1,6 +1,7 @@
 """The jobs admin: a list that fits a laptop screen, filters and search, a job page that opens
-on its state, error and traceback with Retry and Cancel buttons, and bulk actions that are one
-statement each.
+on its state, error and traceback with Retry and Cancel buttons, and links to the jobs it runs
+after and before and to its workflow (`?workflow_id=` lists a workflow's jobs), and bulk actions
+that are one statement each.
 
 Built for tables of millions of rows: the list never counts every row (see `paginator`), filter
 choices come from recent jobs only, facets are off, and only the primary key sorts (every other
@@ -10,27 +11,36 @@ sort would read the whole table).
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import django
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from pgqueue.canvas import workflow_state_of
 from pgqueue.contrib.django import conf
 from pgqueue.contrib.django.admin.display import badge, seconds, split_traceback, when
 from pgqueue.contrib.django.connection import run_on_django
 from pgqueue.contrib.django.models import Job
 from pgqueue.contrib.django.paginator import EstimatedCountPaginator
 from pgqueue.contrib.django.queries import DjangoCall
+from pgqueue.types import JobState
 
 RECENT_JOBS_FOR_CHOICES = 10_000
 FINISHED = ("succeeded", "failed", "cancelled")
-CANCELLABLE = ("queued", "waiting", "running")
+CANCELLABLE = ("queued", "waiting", "blocked", "running")
+RELATIVES_SHOWN = 50
+"""Parents and dependents listed on a job page, of each (a chord's callback may have
+thousands of parents: the workflow's list has them all)."""
+AFTER_SHOWN = 5
+"""Parents linked in the workflow list's "after" column, per job."""
 
 
 def _recent_values(field: str) -> list[str]:
@@ -51,6 +61,59 @@ class RecentValueFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
         value = self.value()
         return queryset.filter(**{self.field: value}) if value else queryset
+
+
+class WorkflowFilter(admin.SimpleListFilter):
+    """`?workflow_id=UUID`: the jobs of one workflow (linked from a job page). It shows no
+    choices in the sidebar (a list of workflow ids would help nobody), and Django's ChangeList
+    runs only the filters it shows: `JobAdmin.get_queryset` applies it. Declared so the
+    parameter is the admin's own, not taken for a field lookup."""
+
+    title = "workflow"
+    parameter_name = "workflow_id"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return []
+
+    def has_output(self) -> bool:
+        return False
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        return queryset
+
+
+def _workflow_id(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def workflow_summary(workflow_id: uuid.UUID) -> dict[str, Any] | None:
+    """The workflow's state and its jobs by state (None: no job has this workflow id)."""
+    rows = run_on_django(DjangoCall("workflow_counts", {"workflow_id": workflow_id}),
+                         conf.database_alias())
+    if not rows:
+        return None
+    counts = {row["state"]: row["jobs"] for row in rows}
+    state = workflow_state_of(counts, started=any(row["started"] for row in rows))
+    ordered = [(s.value, counts[s.value]) for s in JobState if counts.get(s.value)]
+    return {"id": workflow_id, "state": badge(state), "jobs": sum(counts.values()),
+            "counts": ordered}
+
+
+def job_relatives(job_id: int) -> dict[str, Any]:
+    """The job's parents and dependents: at most RELATIVES_SHOWN of each, and how many."""
+    rows = run_on_django(DjangoCall("job_relatives", {"id": job_id, "limit": RELATIVES_SHOWN}),
+                         conf.database_alias())
+    relatives: dict[str, Any] = {"parents": [], "dependents": [], "parents_total": 0,
+                                 "dependents_total": 0}
+    for row in rows:
+        kind = f"{row['relation']}s"
+        relatives[kind].append({"id": row["id"], "task_name": row["task_name"],
+                                "state": badge(row["state"]) if row["state"] else "pruned"})
+        relatives[f"{kind}_total"] = row["total"]
+    return relatives
 
 
 class QueueFilter(RecentValueFilter):
@@ -87,7 +150,7 @@ class JobAdmin(admin.ModelAdmin):
     # under the task's name, and one column says when (finished, started or due).
     list_display = ("id", "task", "queue", "state_badge", "attempts_display", "when_display")
     list_display_links = ("id", "task")
-    list_filter = ("state", QueueFilter, TaskFilter,
+    list_filter = ("state", QueueFilter, TaskFilter, WorkflowFilter,
                    ("enqueued_at", admin.DateFieldListFilter),
                    ("run_at", admin.DateFieldListFilter),
                    ("finished_at", admin.DateFieldListFilter))
@@ -103,12 +166,12 @@ class JobAdmin(admin.ModelAdmin):
     fieldsets = (
         ("Job", {"fields": ("id", "task_name", "queue", "priority", "worker_id",
                             "abort_requested", "timeout_seconds")}),
-        ("Keys", {"fields": ("unique_key", "lock", "concurrency_key")}),
+        ("Keys", {"fields": ("unique_key", "lock", "concurrency_key", "workflow_id")}),
         ("Arguments and result", {"fields": ("args_pretty", "kwargs_pretty", "result_pretty")}),
     )
     readonly_fields = ("id", "task_name", "queue", "priority", "worker_id", "abort_requested",
                        "timeout_seconds", "unique_key", "lock", "concurrency_key",
-                       "args_pretty", "kwargs_pretty", "result_pretty")
+                       "workflow_id", "args_pretty", "kwargs_pretty", "result_pretty")
 
     if hasattr(admin, "ShowFacets"):
         show_facets = admin.ShowFacets.NEVER  # a count per filter choice would scan the table
@@ -139,6 +202,18 @@ class JobAdmin(admin.ModelAdmin):
         return format_html('{}<br><span class="pgq-error-cell" title="{}">{}</span>',
                            job.task_name, text[:2000], text[:200])
 
+    @admin.display(description="after")
+    def parents_display(self, job: Job) -> str:
+        """The jobs it runs after, in a workflow's list (annotated by get_queryset)."""
+        parent_ids = getattr(job, "parent_ids", None) or []
+        if not parent_ids:
+            return "\u2013"
+        links = format_html_join(", ", '<a href="{}">#{}</a>', (
+            (reverse("admin:pgqueue_job_change", args=[parent_id]), parent_id)
+            for parent_id in parent_ids[:AFTER_SHOWN]))
+        more = len(parent_ids) - AFTER_SHOWN
+        return format_html("{} and {} more", links, more) if more > 0 else links
+
     @admin.display(description="args")
     def args_pretty(self, job: Job) -> str:
         return _pretty_json(job.args)
@@ -150,6 +225,42 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="result")
     def result_pretty(self, job: Job) -> str:
         return _pretty_json(job.result) if job.state == "succeeded" else "-"
+
+    # -- one workflow's jobs (?workflow_id=) ----------------------------------------------
+
+    def _workflow_of(self, request: HttpRequest) -> uuid.UUID | None:
+        return _workflow_id(request.GET.get(WorkflowFilter.parameter_name))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        queryset = super().get_queryset(request)
+        if WorkflowFilter.parameter_name not in request.GET:
+            return queryset
+        workflow_id = self._workflow_of(request)
+        if workflow_id is None:  # not a UUID: no job has it
+            return queryset.none()
+        # One subquery per row shown (job_dependencies_child_idx), not a join of the table.
+        return queryset.filter(workflow_id=workflow_id).annotate(parent_ids=RawSQL(
+            "ARRAY(SELECT d.parent_id FROM pgqueue.job_dependencies AS d "
+            "WHERE d.child_id = \"pgqueue\".\"jobs\".id ORDER BY d.parent_id)", ()))
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        shown = tuple(super().get_list_display(request))
+        if self._workflow_of(request) is None:
+            return shown
+        return (*shown[:4], "parents_display", *shown[4:])
+
+    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
+        """A workflow's jobs in enqueue order: each step after the ones it runs after."""
+        return ("id",) if self._workflow_of(request) else tuple(super().get_ordering(request))
+
+    def changelist_view(self, request: HttpRequest,
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        workflow_id = self._workflow_of(request)
+        if workflow_id is not None:
+            extra_context = {**(extra_context or {}),
+                             "workflow": workflow_summary(workflow_id) or {"id": workflow_id},
+                             "summary_in_object_tools": django.VERSION < (6, 0)}
+        return super().changelist_view(request, extra_context)
 
     # -- search, permissions -------------------------------------------------------------
 
@@ -192,6 +303,8 @@ class JobAdmin(admin.ModelAdmin):
             "can_retry": job.state in FINISHED,
             "can_cancel": job.state in CANCELLABLE,
             "traceback": split_traceback(job.error_traceback) if job.error_traceback else None,
+            "workflow": workflow_summary(job.workflow_id) if job.workflow_id else None,
+            "relatives": job_relatives(job.id),
             "times": [("Enqueued", when(job.enqueued_at), ""),
                       ("Run at", when(job.run_at), ""),
                       ("Started", when(job.started_at),

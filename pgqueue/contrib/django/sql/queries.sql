@@ -30,21 +30,43 @@ WITH retried AS (
 SELECT id FROM retried LEFT JOIN wake ON true;
 
 -- name: cancel_jobs
--- The admin's bulk cancel in one statement: queued and waiting jobs end cancelled now, running
+-- The admin's bulk cancel in one statement: queued, waiting and blocked jobs end cancelled now
+-- (a cancelled job's dependents are cancelled by 0018's trigger, in this statement), running
 -- ones get an abort request, and each worker holding one is told once (pgqueue_abort).
 WITH cancelled AS (
     UPDATE pgqueue.jobs
-    SET state = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled'
+    SET state = CASE WHEN state IN ('queued', 'waiting', 'blocked') THEN 'cancelled'
                      ELSE state END::pgqueue.job_state,
-        finished_at = CASE WHEN state IN ('queued', 'waiting') THEN now() ELSE finished_at END,
+        finished_at = CASE WHEN state IN ('queued', 'waiting', 'blocked') THEN now()
+                           ELSE finished_at END,
         abort_requested = (state = 'running')
-    WHERE id = ANY(%(ids)s::bigint[]) AND state IN ('queued', 'waiting', 'running')
+    WHERE id = ANY(%(ids)s::bigint[]) AND state IN ('queued', 'waiting', 'blocked', 'running')
     RETURNING id, state::text AS state, worker_id
 ), told AS (
     SELECT pg_notify('pgqueue_abort', w.worker_id::text)
     FROM (SELECT DISTINCT worker_id FROM cancelled WHERE worker_id IS NOT NULL) AS w
 )
 SELECT id, state FROM cancelled LEFT JOIN (SELECT count(*) FROM told) AS sent ON true;
+
+-- name: job_relatives
+-- The job page's parents and dependents (pgqueue.job_dependencies, migration 0018), at most
+-- %(limit)s of each with how many there are: a chord's callback may have thousands of parents.
+-- Parents by the child index, dependents by the primary key (parent_id, child_id); a parent
+-- pruned since has no row left (state NULL).
+(SELECT 'parent' AS relation, d.parent_id AS id, j.task_name, j.state::text AS state,
+        count(*) OVER () AS total
+ FROM pgqueue.job_dependencies AS d LEFT JOIN pgqueue.jobs AS j ON j.id = d.parent_id
+ WHERE d.child_id = %(id)s ORDER BY d.parent_id LIMIT %(limit)s)
+UNION ALL
+(SELECT 'dependent', d.child_id, j.task_name, j.state::text, count(*) OVER ()
+ FROM pgqueue.job_dependencies AS d LEFT JOIN pgqueue.jobs AS j ON j.id = d.child_id
+ WHERE d.parent_id = %(id)s ORDER BY d.child_id LIMIT %(limit)s);
+
+-- name: workflow_counts
+-- The admin's workflow banner: a workflow's jobs by state, and whether any has made an attempt
+-- (pending or running), by jobs_workflow_idx.
+SELECT state::text AS state, count(*) AS jobs, bool_or(attempts > 0) AS started
+FROM pgqueue.jobs WHERE workflow_id = %(workflow_id)s::uuid GROUP BY state;
 
 -- name: pause_queues
 -- The admin's bulk pause: pgqueue.pause_queue() for each selected queue, in one statement.
