@@ -25,7 +25,7 @@ from tests.helpers import REPO_ROOT, app_on, run_cli
 ROLES_SQL = REPO_ROOT / "migrations_sql" / "roles.sql"
 ROLE_NAMES = ("pgqueue_producer", "pgqueue_worker", "pgqueue_observer")
 VIEWS = ("queue_stats", "task_stats", "stuck_jobs", "workers_overview", "worker_children",
-         "health", "queue_overview", "workflow_status")
+         "health", "queue_overview", "workflow_status", "running_jobs")
 Denied = psycopg.errors.InsufficientPrivilege
 
 
