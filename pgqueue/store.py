@@ -14,6 +14,7 @@ from typing import Any
 
 from pgqueue.copy_rows import NULL, copy_field, job_rows
 from pgqueue.db import Call, Copy, Row
+from pgqueue.progress import ProgressUpdate
 from pgqueue.types import ClaimedJob, Job, QueueStats
 
 
@@ -234,6 +235,17 @@ def retry_later(
 
 def release_jobs(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
     return _acknowledgement("release_jobs", ids=list(ids), tokens=list(tokens))
+
+
+def set_progress(
+    jobs: Sequence[ClaimedJob], updates: Sequence[ProgressUpdate],
+) -> Call[list[int]]:
+    """Write reported progress and meta, fenced by each job's claim token; returns the ids
+    that landed."""
+    return _acknowledgement(
+        "set_progress", ids=[job.id for job in jobs], tokens=[job.claim_token for job in jobs],
+        progress=[u.progress for u in updates], messages=[u.message for u in updates],
+        metas=[u.meta_json() for u in updates])
 
 
 def rescue_stalled_jobs(*, heartbeat_timeout: float) -> Call[list[tuple[int, str]]]:

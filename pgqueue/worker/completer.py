@@ -131,6 +131,10 @@ class Completer:
         for outcome in outcomes:
             by_kind[outcome.kind].append(outcome)
         calls: list[Call[list[int]]] = []
+        reported = [o for o in outcomes if o.progress is not None]
+        if reported:  # first: the job is still running, so the claim token still fences it
+            calls.append(store.set_progress([o.job for o in reported],
+                                            [o.progress for o in reported if o.progress]))
         for kind, group in by_kind.items():
             ids = [o.job.id for o in group]
             tokens = [o.job.claim_token for o in group]
@@ -161,7 +165,9 @@ class Completer:
         accepted: set[int] = set()
         async with self.connection.transaction() as conn:
             for call in calls:
-                accepted.update(await arun_on(conn, call))
+                landed = await arun_on(conn, call)
+                if call.query_name != "set_progress":  # written or not, it decides no outcome
+                    accepted.update(landed)
         return accepted
 
 
