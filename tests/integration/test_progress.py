@@ -23,7 +23,7 @@ from tests.helpers import ThreadedWorker, scalar, start_worker_thread, wait_unti
 
 StartWorker = Callable[..., ThreadedWorker]
 WRITES_DDL = """
-CREATE TABLE progress_writes (job_id bigint, progress float8, at timestamptz DEFAULT clock_timestamp());
+CREATE TABLE progress_writes (job_id bigint, progress float8);
 CREATE FUNCTION log_progress_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO progress_writes (job_id, progress) VALUES (NEW.id, NEW.progress);
