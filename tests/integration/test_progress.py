@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,3 +209,29 @@ def test_results_go_with_their_row_when_retention_prunes_it(
         app.get_job(job_id)
     with pytest.raises(pgqueue.JobNotFound):
         app.wait(job_id, timeout=5)
+
+
+def test_a_worker_whose_job_was_rescued_writes_no_progress_over_the_new_holder(
+    app: pgqueue.App, dsn: str, worker_thread: StartWorker, tmp_path: Path,
+) -> None:
+    """A real worker's job is rescued mid-run (its worker marked dead, as after a freeze) and
+    claimed by another: what the first task reports afterwards, and its outcome, land nowhere."""
+    flag = tmp_path / "go"
+    job_id = progress_app.report_then_wait.defer(str(flag))
+    handle = worker_thread(progress_interval=0.05)
+    wait_until(lambda: app.get_job(job_id).progress == 0.4, message="first report written")
+    db = app.db
+    db.run(store.mark_worker_dead(hostname=socket.gethostname(), pid=os.getpid()))
+    assert db.run(store.rescue_stalled_jobs(heartbeat_timeout=30)) == [(job_id, "queued")]
+    rescuer = db.run(store.register_worker(name="rescuer", hostname="elsewhere", pid=1,
+                                           queues=None, concurrency=1))
+    [fresh] = db.run(store.claim_jobs(worker_id=rescuer, queues=None, limit=1))
+    assert fresh.id == job_id
+    writes_before = _row_updates(dsn, job_id)
+    flag.touch()  # the first task reports 1.0 "done" and returns
+    wait_until(lambda: handle.worker.completer.idle and not handle.worker.running,
+               message="the stale worker finished its attempt")
+    job = app.get_job(job_id)
+    assert (job.state, job.claim_token) == ("running", fresh.claim_token)
+    assert (job.progress, job.progress_message) == (0.4, "resized 40 of 100")
+    assert _row_updates(dsn, job_id) == writes_before
