@@ -352,6 +352,10 @@ def observe_worker_children() -> Call[list[Row]]:
     return Call("observe_worker_children")
 
 
+def observe_running_jobs(*, limit: int) -> Call[list[Row]]:
+    return Call("observe_running_jobs", {"limit": limit})
+
+
 def observe_stuck_jobs() -> Call[list[Row]]:
     return Call("observe_stuck_jobs")
 

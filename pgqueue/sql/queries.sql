@@ -459,6 +459,11 @@ SELECT * FROM pgqueue.workers_overview;
 -- One row per child process of a process-pool worker: its job, task and memory.
 SELECT * FROM pgqueue.worker_children;
 
+-- name: observe_running_jobs
+-- The oldest running attempts with their reported progress (`pgqueue top`); the view reads the
+-- running jobs' partial index, and only the first rows are fetched.
+SELECT * FROM pgqueue.running_jobs LIMIT %(limit)s;
+
 -- name: observe_stuck_jobs
 -- Running jobs held by missing or dead workers or past their timeout, oldest first.
 SELECT * FROM pgqueue.stuck_jobs;
