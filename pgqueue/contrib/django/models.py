@@ -51,6 +51,12 @@ class Job(models.Model):
         "Jobs sharing a lock run one at a time, in enqueue order; the others wait."))
     concurrency_key = models.TextField(null=True, blank=True, help_text=(
         "Counted against its queue's per-key concurrency limit."))
+    progress = models.FloatField(null=True, blank=True, help_text=(
+        "The latest fraction done (0 to 1) the task reported (context.set_progress)."))
+    progress_message = models.TextField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    meta = models.JSONField(null=True, blank=True, help_text=(
+        "Keys the task set with context.set_meta."))
 
     class Meta:
         managed = False

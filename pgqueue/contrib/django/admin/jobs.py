@@ -104,11 +104,12 @@ class JobAdmin(admin.ModelAdmin):
         ("Job", {"fields": ("id", "task_name", "queue", "priority", "worker_id",
                             "abort_requested", "timeout_seconds")}),
         ("Keys", {"fields": ("unique_key", "lock", "concurrency_key")}),
-        ("Arguments and result", {"fields": ("args_pretty", "kwargs_pretty", "result_pretty")}),
+        ("Arguments and result", {"fields": ("args_pretty", "kwargs_pretty", "result_pretty",
+                                             "meta_pretty")}),
     )
     readonly_fields = ("id", "task_name", "queue", "priority", "worker_id", "abort_requested",
                        "timeout_seconds", "unique_key", "lock", "concurrency_key",
-                       "args_pretty", "kwargs_pretty", "result_pretty")
+                       "args_pretty", "kwargs_pretty", "result_pretty", "meta_pretty")
 
     if hasattr(admin, "ShowFacets"):
         show_facets = admin.ShowFacets.NEVER  # a count per filter choice would scan the table
@@ -128,6 +129,9 @@ class JobAdmin(admin.ModelAdmin):
         if job.finished_at is not None:
             return format_html("finished {}", when(job.finished_at, short=True))
         if job.state == "running" and job.started_at is not None:
+            if job.progress is not None:
+                return format_html("started {} · {}%", when(job.started_at, short=True),
+                                   round(job.progress * 100))
             return format_html("started {}", when(job.started_at, short=True))
         return format_html("due {}", when(job.run_at, short=True))
 
@@ -150,6 +154,10 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="result")
     def result_pretty(self, job: Job) -> str:
         return _pretty_json(job.result) if job.state == "succeeded" else "-"
+
+    @admin.display(description="meta")
+    def meta_pretty(self, job: Job) -> str:
+        return _pretty_json(job.meta) if job.meta is not None else "-"
 
     # -- search, permissions -------------------------------------------------------------
 
@@ -192,6 +200,7 @@ class JobAdmin(admin.ModelAdmin):
             "can_retry": job.state in FINISHED,
             "can_cancel": job.state in CANCELLABLE,
             "traceback": split_traceback(job.error_traceback) if job.error_traceback else None,
+            "progress_percent": None if job.progress is None else round(job.progress * 100),
             "times": [("Enqueued", when(job.enqueued_at), ""),
                       ("Run at", when(job.run_at), ""),
                       ("Started", when(job.started_at),
