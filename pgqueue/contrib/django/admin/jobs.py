@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
@@ -201,6 +202,7 @@ class JobAdmin(admin.ModelAdmin):
             "can_cancel": job.state in CANCELLABLE,
             "traceback": split_traceback(job.error_traceback) if job.error_traceback else None,
             "progress_percent": None if job.progress is None else round(job.progress * 100),
+            "progress_age": seconds(timezone.now() - job.progress_at) if job.progress_at else "",
             "times": [("Enqueued", when(job.enqueued_at), ""),
                       ("Run at", when(job.run_at), ""),
                       ("Started", when(job.started_at),
