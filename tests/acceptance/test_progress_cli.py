@@ -20,7 +20,7 @@ def test_pgqueue_job_shows_progress_and_meta(dsn: str) -> None:
     assert quiet.returncode == 0, quiet.stderr
     assert not re.search(r"^  (progress|meta) ", quiet.stdout, re.M)  # nothing reported yet
 
-    worker = run_cli("--app", APP, "worker", "--one-shot", dsn=dsn)
+    worker = run_cli("--app", APP, "worker", "--one-shot", "--progress-interval", "50ms", dsn=dsn)
     assert worker.returncode == 0, worker.stderr
 
     shown = run_cli("job", str(job_id), dsn=dsn)
