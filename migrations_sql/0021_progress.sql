@@ -3,11 +3,13 @@
 -- A task's reports are coalesced in its worker and written at most once per progress interval
 -- for all its running jobs together (one UPDATE, pgqueue/sql/queries.sql set_progress), and once
 -- more in the acknowledgement's transaction, so the last value is never lost. The columns are
--- indexed by nothing: such an update is a HOT update of the row, touching no index.
+-- indexed by nothing: such an update is a HOT update of the row, touching no index. No CHECK
+-- either: Postgres prepares every CHECK of the table again for each INSERT and UPDATE, claims
+-- and acknowledgements included (docs/sql.md, "What a job may hold"); only the worker role
+-- writes these columns, with values pgqueue/progress.py checked in the task.
 
 ALTER TABLE pgqueue.jobs
-    ADD COLUMN progress float8
-        CONSTRAINT jobs_progress_check CHECK (progress >= 0 AND progress <= 1),
+    ADD COLUMN progress float8,
     ADD COLUMN progress_message text,
     ADD COLUMN progress_at timestamptz,
     ADD COLUMN meta jsonb;

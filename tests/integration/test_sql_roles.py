@@ -117,14 +117,18 @@ def test_worker_runs_jobs_but_cannot_steer_the_queue(roles: Roles,
     ok = owner.execute("SELECT pgqueue.enqueue('observe.quick', '[1]', 'emails')").fetchone()
     bad = owner.execute("SELECT pgqueue.enqueue('observe.broken', '[]', 'emails', "
                         "max_attempts => 1)").fetchone()
-    assert ok and bad
+    reporting = owner.execute("SELECT pgqueue.enqueue('observe.slow', '[0]', 'reports')"
+                              ).fetchone()
+    assert ok and bad and reporting
     # The real CLI as the worker role: schema check, register, heartbeat and rescue, claim,
-    # record success and failure, unregister.
+    # record success and failure (and progress), unregister.
     result = run_cli("--app", "tests.apps.observe_app:app", "worker", "--one-shot",
                      dsn=roles.dsn_as(roles.worker))
     assert result.returncode == 0, result.stdout + result.stderr
     states = dict(owner.execute("SELECT id, state::text FROM pgqueue.jobs").fetchall())
-    assert states == {ok[0]: "succeeded", bad[0]: "failed"}
+    assert states == {ok[0]: "succeeded", bad[0]: "failed", reporting[0]: "succeeded"}
+    assert owner.execute("SELECT progress, progress_message FROM pgqueue.jobs WHERE id = %s",
+                         (reporting[0],)).fetchone() == (0.25, "rendering page 1 of 4")
     assert owner.execute("SELECT jsonb_array_length(errors) FROM pgqueue.jobs WHERE id = %s",
                          (bad[0],)).fetchone() == (1,)  # the history, written as the worker
     assert owner.execute("SELECT count(*) FROM pgqueue.workers").fetchone() == (0,)
