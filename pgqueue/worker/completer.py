@@ -6,6 +6,7 @@ are retried until they land (the job stays `running`, fenced by its claim token,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import defaultdict
@@ -101,6 +102,13 @@ class Completer:
             except Exception as exc:
                 raise_if_cancelling()
                 refused = exc
+            if any(outcome.progress is not None for outcome in chunk):
+                # First without the reports written before the outcomes: progress never
+                # costs an outcome (a role without the progress grants, say).
+                log_event(logger, logging.ERROR, "progress.write_refused", jobs=len(chunk),
+                          error=f"{type(refused).__name__}: {refused}"[:300])
+                chunks.append([dataclasses.replace(o, progress=None) for o in chunk])
+                continue
             if len(chunk) > 1:
                 middle = len(chunk) // 2
                 chunks += [chunk[middle:], chunk[:middle]]

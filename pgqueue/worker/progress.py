@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from pgqueue import store
-from pgqueue.errors import DatabaseUnavailable
+from pgqueue.errors import DatabaseUnavailable, PgQueueError
 from pgqueue.logs import log_event
 from pgqueue.progress import ProgressReport
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
@@ -46,6 +46,7 @@ class ProgressWriter:
 
     async def run(self, context: ServiceContext) -> None:
         backoff = Backoff()
+        refusals = Backoff()
         last_write = -self.interval
         while True:
             await self._pending.wait()
@@ -73,3 +74,10 @@ class ProgressWriter:
                     log_event(logger, logging.WARNING, "progress.write_failed",
                               jobs=len(taken), retry_in_s=delay, error=str(exc)[:200])
                 await asyncio.sleep(delay)
+            except PgQueueError as exc:
+                # Refused (a role without the grants of migration 0021: roles.sql not applied
+                # again): progress is dropped, the worker goes on running jobs.
+                refusals.next_delay()
+                if refusals.should_log():
+                    log_event(logger, logging.ERROR, "progress.write_refused", jobs=len(taken),
+                              refusals=refusals.failures, error=str(exc)[:300])

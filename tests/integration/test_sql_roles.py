@@ -216,3 +216,22 @@ def test_producer_enqueues_a_workflow_and_waits_for_it(
     with roles.connect_as(roles.observer) as conn:
         _assert_denied(conn, "SELECT pgqueue.watch_jobs(ARRAY[1]::bigint[])")
         _assert_denied(conn, "SELECT pgqueue.tag_workflow(gen_random_uuid(), '{1}', '{one}')")
+
+
+def test_a_worker_role_without_the_progress_grants_still_records_outcomes(
+    roles: Roles, owner: psycopg.Connection[Any],
+) -> None:
+    """roles.sql not applied again after migration 0021: progress is dropped, with an error
+    in the log, and nothing else changes (the job succeeds, the worker goes on)."""
+    owner.execute(sql.SQL("REVOKE UPDATE (progress, progress_message, progress_at, meta) "
+                          "ON pgqueue.jobs FROM {}").format(sql.Identifier(roles.worker)))
+    reporting = [owner.execute("SELECT pgqueue.enqueue('observe.slow', '[0]', 'reports')"
+                               ).fetchone()[0] for _ in range(3)]
+    result = run_cli("--app", "tests.apps.observe_app:app", "worker", "--one-shot",
+                     dsn=roles.dsn_as(roles.worker))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "progress.write_refused" in result.stderr
+    assert "service_died" not in result.stderr
+    rows = owner.execute("SELECT state::text, progress FROM pgqueue.jobs WHERE id = ANY(%s)",
+                         (reporting,)).fetchall()
+    assert rows == [("succeeded", None)] * 3
