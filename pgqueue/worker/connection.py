@@ -18,7 +18,7 @@ Each connection is named `pgqueue worker <name> claim|ack` for `pg_stat_activity
 transaction-mode pooler it prepares nothing (pgqueue.db explains why): both come from the app.
 
 The acknowledgement connection also carries the worker's background services (registration,
-heartbeat, rescue, retention, scheduler, metrics) through the same `arun` / `aconnection` calls
+heartbeat, rescue, progress, retention, scheduler, metrics) through the same `arun` / `aconnection` calls
 as `pgqueue.db.Database`: one at a time (a lock), each a few statements every few seconds, so a
 worker holds three server connections (claims, acknowledgements, LISTEN) instead of six.
 
