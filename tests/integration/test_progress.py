@@ -21,7 +21,7 @@ from pgqueue import store
 from pgqueue.maintenance.retention import RetentionPolicy, prune
 from pgqueue.progress import ProgressUpdate
 from tests.apps import progress_app
-from tests.helpers import ThreadedWorker, scalar, start_worker_thread, wait_until
+from tests.helpers import ThreadedWorker, scalar, wait_until
 
 StartWorker = Callable[..., ThreadedWorker]
 WRITES_DDL = """
@@ -39,27 +39,12 @@ CREATE TRIGGER log_progress_write AFTER UPDATE ON pgqueue.jobs
 
 @pytest.fixture
 def app(dsn: str) -> Iterator[pgqueue.App]:
+    """The progress test app (the conftest's worker_thread runs workers of it)."""
     progress_app.app.dsn = dsn
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(WRITES_DDL)
     yield progress_app.app
     progress_app.app.close()
-
-
-@pytest.fixture
-def worker_thread(app: pgqueue.App) -> Iterator[StartWorker]:
-    started: list[ThreadedWorker] = []
-
-    def start(**options: object) -> ThreadedWorker:
-        options.setdefault("poll_interval", 1.0)
-        handle = start_worker_thread(app, **options)
-        started.append(handle)
-        return handle
-
-    yield start
-    for handle in started:
-        if handle.thread.is_alive():
-            handle.stop()
 
 
 def _finished(app: pgqueue.App, job_id: int) -> pgqueue.Job:
