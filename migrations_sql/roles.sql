@@ -106,7 +106,8 @@ GRANT INSERT (id, task_name, queue, args, kwargs, priority, run_at, max_attempts
               timeout_seconds, unique_key, lock, concurrency_key)
     ON pgqueue.jobs TO pgqueue_worker;
 GRANT UPDATE (state, attempts, worker_id, claim_token, abort_requested, run_at, started_at,
-              finished_at, result, error_type, error_message, error_traceback, errors)
+              finished_at, result, error_type, error_message, error_traceback, errors,
+              progress, progress_message, progress_at, meta)
     ON pgqueue.jobs TO pgqueue_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON pgqueue.workers TO pgqueue_worker;
 GRANT SELECT ON pgqueue.migrations, pgqueue.paused_queues TO pgqueue_worker;
@@ -133,5 +134,6 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA pgqueue TO pgqueue_worker;
 -- observer -----------------------------------------------------------------------------------
 GRANT SELECT ON pgqueue.queue_stats, pgqueue.task_stats, pgqueue.stuck_jobs,
     pgqueue.workers_overview, pgqueue.health, pgqueue.queue_flow, pgqueue.queue_overview,
-    pgqueue.unserved_jobs, pgqueue.worker_children, pgqueue.workflow_status
+    pgqueue.unserved_jobs, pgqueue.worker_children, pgqueue.workflow_status,
+    pgqueue.running_jobs
     TO pgqueue_observer;

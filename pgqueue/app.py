@@ -26,10 +26,12 @@ from pgqueue.tasks import DEFAULT_QUEUE, POOLS, Pool, Task
 from pgqueue.types import ClaimedJob, Job, JobError, QueueStats
 from pgqueue.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_RESULT_MAX_BYTES,
     MAX_QUEUE_NAME,
     MAX_TASK_NAME,
     check_name,
     check_priority,
+    check_result_max_bytes,
     check_timeout,
 )
 
@@ -92,8 +94,10 @@ class App:
     def __init__(
         self, dsn: str | None = None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         pool_size: int = 10, pooler: Pooler | None = None, listen_dsn: str | None = None,
+        result_max_bytes: int | None = DEFAULT_RESULT_MAX_BYTES,
     ) -> None:
         self._dsn = dsn
+        self._result_max_bytes = check_result_max_bytes(result_max_bytes)
         self._pooler = None if pooler is None else resolve_pooler(pooler)
         self._listen_dsn = listen_dsn
         self.max_payload_bytes = max_payload_bytes
@@ -123,6 +127,12 @@ class App:
         self.close()
         self._db = None
         self._dsn = value
+
+    @property
+    def result_max_bytes(self) -> int | None:
+        """The largest return value (bytes of JSON) a job keeps; a task returning more fails
+        that attempt with `ResultTooLarge`, without retrying. None: no cap."""
+        return self._result_max_bytes
 
     @property
     def pooler(self) -> Pooler:

@@ -360,6 +360,11 @@ def _worker_flags(worker: argparse.ArgumentParser) -> None:
                         default=_env("PGQUEUE_HEARTBEAT_TIMEOUT", "30s"),
                         help="a worker silent this long is dead and its jobs are rescued "
                              "[env PGQUEUE_HEARTBEAT_TIMEOUT]")
+    worker.add_argument("--progress-interval", type=_seconds, metavar="DURATION",
+                        default=_env("PGQUEUE_PROGRESS_INTERVAL", "1s"),
+                        help="time between writes of what running tasks report with "
+                             "context.set_progress / set_meta (one statement for all of them) "
+                             "[env PGQUEUE_PROGRESS_INTERVAL]")
     worker.add_argument("--supervise", action="store_true",
                         help="run the worker in a child process, restarted if it dies")
     worker.add_argument("--prune-every", type=_age, metavar="DURATION",
@@ -456,7 +461,8 @@ def _worker(args: argparse.Namespace, app: App, out: Out) -> int:
         app.listen_dsn = args.listen_dsn
     return app.run_worker(
         heartbeat_interval=args.heartbeat_interval, heartbeat_timeout=args.heartbeat_timeout,
-        prune_every=args.prune_every or None, retention=_retention(args),
+        progress_interval=args.progress_interval, prune_every=args.prune_every or None,
+        retention=_retention(args),
         queues=args.queues[0] if args.queues else None,
         queue_slots=args.queues[1] if args.queues and args.queues[1] else None,
         concurrency=args.concurrency, prefetch=args.prefetch, name=args.name,

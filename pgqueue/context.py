@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pgqueue import db, store
 from pgqueue.errors import ClaimLost
+from pgqueue.progress import ProgressReport
 from pgqueue.types import ClaimedJob
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ class JobContext:
     _abort: bool = field(default=False, repr=False)
     completed_in_transaction: bool = False
     """Set once `atomic()` committed the job's success with the task's own writes."""
+    report: ProgressReport = field(default_factory=ProgressReport, repr=False)
+    """Progress and meta reported and not yet written (pgqueue.progress)."""
 
     @property
     def job_id(self) -> int:
@@ -39,6 +42,18 @@ class JobContext:
     def request_abort(self) -> None:
         self._abort = True
 
+    def set_progress(self, fraction: float, message: str | None = None) -> None:
+        """Report how far the job is (0 to 1) and, optionally, what it is doing. Cheap enough
+        for a tight loop: the latest value is kept in memory and the worker writes it at most
+        once per progress interval, and with the job's outcome (`Job.progress`,
+        `progress_message`). Raises `InvalidProgress` for a value it cannot store."""
+        self.report.set_progress(fraction, message)
+
+    def set_meta(self, values: Mapping[str, Any] | None = None, /, **more: Any) -> None:
+        """Merge keys into the job's metadata (`Job.meta`), written like progress. Values must
+        survive a JSON round-trip, 64 KiB at most together; raises `InvalidMeta`."""
+        self.report.set_meta({**(values or {}), **more})
+
     @contextmanager
     def atomic(self) -> Iterator[psycopg.Connection]:
         """A transaction that also marks this job succeeded, so the task's writes (enqueueing a
@@ -51,6 +66,9 @@ class JobContext:
         with db.connect(self.conninfo, autocommit=False, prepare_threshold=None) as conn:
             with db.translated_errors(), conn.transaction():
                 yield conn
+                pending = self.report.take()
+                if pending is not None:  # the last report lands with the outcome
+                    db.run_on(conn, store.set_progress([self.job], [pending]))
                 landed = db.run_on(conn, store.mark_succeeded(
                     [self.job.id], [self.job.claim_token], [None]))
                 if not landed:

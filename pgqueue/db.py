@@ -272,10 +272,15 @@ async def aconnect(conninfo: str, *, autocommit: bool = True, prepare_threshold:
                    application_name: str = APPLICATION_NAME,
                    settings: Mapping[str, str] | None = None) -> AsyncConnection:
     """`settings` are session settings sent at connection start (`-c name=value`): only for
-    direct connections, since a transaction-mode pooler refuses or drops them."""
-    extra = {"options": " ".join(f"-c {name}={value}" for name, value in settings.items())} \
-        if settings else {}
+    direct connections, since a transaction-mode pooler refuses or drops them. They are added
+    to the DSN's own `options` (`-c role=...`, say), which an `options` argument would
+    otherwise replace."""
     check_conninfo(conninfo)
+    extra = {}
+    if settings:
+        own = psycopg.conninfo.conninfo_to_dict(conninfo).get("options")
+        ours = " ".join(f"-c {name}={value}" for name, value in settings.items())
+        extra["options"] = f"{own} {ours}" if own else ours
     with translated_errors():
         return await psycopg.AsyncConnection.connect(
             conninfo, autocommit=autocommit, row_factory=dict_row,

@@ -144,6 +144,25 @@ class UnrecordableOutcome(PgQueueError):
     job is failed with this error instead, so one bad value never blocks the other outcomes."""
 
 
+class InvalidReport(PgQueueError, ValueError):
+    """A task reported progress or metadata its job cannot store (context.set_progress,
+    context.set_meta); nothing of that call was kept."""
+
+
+class InvalidProgress(InvalidReport):
+    """Progress is a finite number from 0 to 1, with an optional message of at most 1,000
+    characters."""
+
+
+class InvalidMeta(InvalidReport):
+    """Job metadata is keyword values that survive a JSON round-trip, 64 KiB at most in all."""
+
+
+class ResultTooLarge(PgQueueError):
+    """The task's return value is bigger than the app's `result_max_bytes`: the attempt fails
+    at once, without retrying (a retry would return the same value)."""
+
+
 class JobFailed(PgQueueError):
     """A job waited for (App.wait, WorkflowHandle.wait) failed for good."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pgqueue.copy_rows import NULL, copy_field, job_rows
 from pgqueue.db import Call, Copy, Row
+from pgqueue.progress import ProgressUpdate
 from pgqueue.types import ClaimedJob, Job, QueueStats
 
 
@@ -236,6 +237,17 @@ def release_jobs(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[i
     return _acknowledgement("release_jobs", ids=list(ids), tokens=list(tokens))
 
 
+def set_progress(
+    jobs: Sequence[ClaimedJob], updates: Sequence[ProgressUpdate],
+) -> Call[list[int]]:
+    """Write reported progress and meta, fenced by each job's claim token; returns the ids
+    that landed."""
+    return _acknowledgement(
+        "set_progress", ids=[job.id for job in jobs], tokens=[job.claim_token for job in jobs],
+        progress=[u.progress for u in updates], messages=[u.message for u in updates],
+        metas=[u.meta_json() for u in updates])
+
+
 def rescue_stalled_jobs(*, heartbeat_timeout: float) -> Call[list[tuple[int, str]]]:
     return Call("rescue_stalled_jobs", {"heartbeat_timeout": heartbeat_timeout},
                 lambda rows: [(row["id"], row["state"]) for row in rows])
@@ -338,6 +350,10 @@ def observe_workers() -> Call[list[Row]]:
 
 def observe_worker_children() -> Call[list[Row]]:
     return Call("observe_worker_children")
+
+
+def observe_running_jobs(*, limit: int) -> Call[list[Row]]:
+    return Call("observe_running_jobs", {"limit": limit})
 
 
 def observe_stuck_jobs() -> Call[list[Row]]:

@@ -83,6 +83,14 @@ class Job:
     result: JsonValue
     errors: tuple[AttemptError, ...] = ()
     """Every failed attempt's error, oldest first."""
+    progress: float | None = None
+    """The latest fraction done (0 to 1) reported with `context.set_progress` (by any
+    attempt); None: none reported."""
+    progress_message: str | None = None
+    progress_at: datetime | None = None
+    """When the worker last wrote progress or meta."""
+    meta: dict[str, JsonValue] | None = None
+    """Keys set with `context.set_meta`, merged."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -109,6 +117,10 @@ class Job:
             error=error,
             result=row["result"],
             errors=tuple(AttemptError.from_json(entry) for entry in row.get("errors") or ()),
+            progress=row.get("progress"),
+            progress_message=row.get("progress_message"),
+            progress_at=row.get("progress_at"),
+            meta=row.get("meta"),
         )
 
 

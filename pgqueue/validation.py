@@ -22,12 +22,16 @@ from pgqueue.errors import (
     InvalidPriority,
     InvalidSchedule,
     PayloadTooLarge,
+    ResultTooLarge,
 )
 
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000
 MAX_QUEUE_NAME, MAX_TASK_NAME = 200, 300
 MAX_UNIQUE_KEY = 500
 DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
+DEFAULT_RESULT_MAX_BYTES = 1024 * 1024
+"""A job's return value, as JSON: a result is read back whole by every `get_job` and `wait`,
+and kept in the row until retention prunes it."""
 MAX_NESTING = 100
 """Arrays and objects inside one another, the outermost counted: `[[1]]` is 2 deep. Far above
 any real payload, and far below the ~1,000 at which Python's json (bound by the recursion
@@ -271,3 +275,22 @@ def check_timeout(value: Any) -> float | None:
         raise ConfigurationError(
             f"timeout must be None or seconds > 0 and <= {MAX_TIMEOUT_SECONDS}, not {value!r}")
     return float(value)
+
+
+def check_result_max_bytes(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 1):
+        raise ConfigurationError(f"result_max_bytes must be an int >= 1 or None, not {value!r}")
+    return value
+
+
+def checked_result(result_json: str, max_bytes: int | None) -> str:
+    """The encoded return value, if it fits the app's `result_max_bytes` (None: no cap);
+    else `ResultTooLarge`, naming both sizes."""
+    if max_bytes is not None and len(result_json) * 4 > max_bytes:  # cheap for most results
+        size = len(result_json.encode())
+        if size > max_bytes:
+            raise ResultTooLarge(f"the return value is {size:,} bytes of JSON; the app's "
+                                 f"result_max_bytes is {max_bytes:,}: store it elsewhere (a "
+                                 "table, object storage) and return a reference")
+    return result_json

@@ -16,7 +16,8 @@ from pgqueue.observe.render import Out
 from pgqueue.printable import printable
 
 FIELD_ORDER = (
-    "id", "task_name", "queue", "state", "priority", "attempts", "max_attempts", "args",
+    "id", "task_name", "queue", "state", "progress", "progress_message", "progress_at", "meta",
+    "priority", "attempts", "max_attempts", "args",
     "kwargs", "run_at", "enqueued_at", "started_at", "finished_at", "timeout_seconds",
     "unique_key", "lock", "concurrency_key", "claim_token", "abort_requested", "result",
 )
@@ -38,6 +39,16 @@ def job_document(row: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def progress_line(document: dict[str, Any]) -> str:
+    """`40% resized 40 of 100 (at 2026-12-03T13:40:00+00:00)`."""
+    line = f"{document['progress'] * 100:.0f}%"
+    if document.get("progress_message"):
+        line += f" {document['progress_message']}"
+    if document.get("progress_at"):
+        line += f" (at {document['progress_at']})"
+    return line
+
+
 def render_job(out: Out, document: dict[str, Any]) -> None:
     """Label and value per line (empty fields left out: `--json` has them all); each
     attempt's error when the job keeps a history (a list under `errors`), and the latest
@@ -45,7 +56,8 @@ def render_job(out: Out, document: dict[str, Any]) -> None:
     out(f"job {document['id']}: {printable(document['task_name'])} ({document['state']})")
     error = document.get("error")
     for name, value in document.items():
-        if name in ("id", "task_name", "state", "error", "max_attempts") or value is None:
+        if name in ("id", "task_name", "state", "error", "max_attempts", "progress_message",
+                    "progress_at") or value is None:
             continue
         if name == "errors" and isinstance(value, list):
             for entry in value:
@@ -55,6 +67,8 @@ def render_job(out: Out, document: dict[str, Any]) -> None:
             continue
         if name == "attempts":
             value = f"{value} of {document.get('max_attempts')}"
+        elif name == "progress":
+            value = progress_line(document)
         elif name == "worker":
             value = "" if value is None else (
                 f"{value['id']} ({printable(value['name'] or 'unregistered')}, "

@@ -14,6 +14,7 @@ from pgqueue import store
 from pgqueue.app import App
 
 Row = dict[str, Any]
+RUNNING_ROWS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,9 @@ class Snapshot:
     tasks: list[Row] = field(default_factory=list)
     workers: list[Row] = field(default_factory=list)
     stuck: list[Row] = field(default_factory=list)
+    running: list[Row] = field(default_factory=list)
+    """The oldest running jobs, with their progress (pgqueue.running_jobs), at most
+    RUNNING_ROWS."""
     children: list[Row] = field(default_factory=list)
     """Child processes of process-pool workers (pgqueue.worker_children)."""
     health: Row | None = None
@@ -43,10 +47,11 @@ def take_snapshot(app: App) -> Snapshot:
         tasks = app.db.run(store.observe_task_stats(), conn)
         workers = app.db.run(store.observe_workers(), conn)
         stuck = app.db.run(store.observe_stuck_jobs(), conn)
+        running = app.db.run(store.observe_running_jobs(limit=RUNNING_ROWS), conn)
         children = app.db.run(store.observe_worker_children(), conn)
         health = app.db.run(store.observe_health(), conn)
         info = conn.info
         database = f"{info.dbname}@{info.host}:{info.port}"
     return Snapshot(queues=queues, tasks=tasks, workers=workers, stuck=stuck,
-                    children=children, health=health,
+                    running=running, children=children, health=health,
                     database=database, read_seconds=time.monotonic() - started)

@@ -35,6 +35,8 @@ except ModuleNotFoundError as missing:
     raise MissingExtra("pgqueue top", "rich", "top") from missing
 
 EXIT_OK = 0
+PROGRESS_BAR = 10
+"""Characters of the progress bar in the running jobs table."""
 MAX_ROWS = {"queues": 15, "tasks": 12, "failing": 8, "workers": 10, "children": 12, "stuck": 8}
 SLOW_WAIT_SECONDS = 60.0
 """An oldest waiting job older than this is highlighted."""
@@ -119,7 +121,9 @@ def render(snapshot: Snapshot, *, interval: float | None,
     parts.append(_summary(snapshot))
     for section in (_queues_table(snapshot.queues), _tasks_table(snapshot.tasks),
                     _failing_table(snapshot.failing_tasks, snapshot.taken_at),
-                    _workers_table(snapshot.workers), _children_table(snapshot.children),
+                    _workers_table(snapshot.workers),
+                    _running_table(snapshot.running, sum(q["running"] for q in snapshot.queues)),
+                    _children_table(snapshot.children),
                     _stuck_table(snapshot.stuck)):
         if section is not None:
             parts += [Text(""), section]
@@ -268,6 +272,29 @@ def _workers_table(workers: Sequence[Row]) -> RenderableType:
     return table
 
 
+def _running_table(running: Sequence[Row], total: int) -> RenderableType | None:
+    """The oldest running jobs and how far they are (context.set_progress): hidden when none
+    runs."""
+    if not running:
+        return None
+    table = _table("Running jobs (oldest first)", ("job", "task", "worker", "running",
+                                                   "progress", "message"), numeric_from=3)
+    table.columns[0].justify = "right"
+    table.columns[-1].justify = "left"
+    table.columns[-1].overflow = "ellipsis"
+    table.columns[-1].max_width = 50
+    for r in running:
+        table.add_row(str(r["id"]), _text(r["task_name"]),
+                      _text(r["worker_name"] or (f"#{r['worker_id']}" if r["worker_id"]
+                                                 else DASH)),
+                      _seconds(r["running_seconds"]), _progress(r["progress"]),
+                      _text(r["progress_message"] or ""))
+    if total > len(running):
+        table.caption = f"+{total - len(running)} more"
+        table.caption_justify = "left"
+    return table
+
+
 def _children_table(children: Sequence[Row]) -> RenderableType | None:
     """Process-pool workers' children (`--pool process`): hidden when there are none."""
     if not children:
@@ -330,6 +357,14 @@ def _ago(moment: datetime | None, now: float) -> str:
 
 def _percent(value: float | None) -> str:
     return DASH if value is None else f"{value * 100:.1f}%"
+
+
+def _progress(value: float | None) -> str:
+    """`████░░░░░░  40%`; a dash for a task that reports none."""
+    if value is None:
+        return DASH
+    filled = round(value * PROGRESS_BAR)
+    return f"{'█' * filled}{'░' * (PROGRESS_BAR - filled)} {value * 100:3.0f}%"
 
 
 def _error_rate(value: float | None) -> Text:

@@ -268,6 +268,26 @@ WITH released AS (
 )
 SELECT id FROM released, LATERAL (SELECT pg_notify('pgqueue_jobs', '')) AS wake;
 
+-- name: set_progress
+-- Progress and meta of running jobs (pgqueue.worker.progress): one statement per progress
+-- interval for every job of a worker that reported since, and one in the acknowledgement's
+-- transaction, before the outcome. Fenced like an acknowledgement: a worker whose job was
+-- rescued writes nothing. A NULL progress keeps the row's progress and message (only meta was
+-- reported); meta keys merge into the row's. Without a durable commit (a lost report is
+-- replaced by the next one); in the acknowledgement's transaction the outcome's query makes
+-- the commit durable after it. No index covers these columns: the update is HOT.
+UPDATE pgqueue.jobs AS j
+SET progress = coalesce(o.progress, j.progress),
+    progress_message = CASE WHEN o.progress IS NULL THEN j.progress_message ELSE o.message END,
+    meta = CASE WHEN o.meta IS NULL THEN j.meta ELSE coalesce(j.meta, '{}'::jsonb) || o.meta END,
+    progress_at = now()
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(progress)s::float8[],
+            %(messages)s::text[], %(metas)s::jsonb[]) AS o(id, token, progress, message, meta),
+     (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
+WHERE j.id = o.id AND j.claim_token = o.token AND j.state::text = 'running'
+  AND j.id = ANY(%(ids)s::bigint[])
+RETURNING j.id;
+
 -- name: rescue_stalled_jobs
 -- Jobs held by a worker whose heartbeat is older than the timeout go back to queued (or to
 -- failed when out of attempts). SKIP LOCKED: a row another session holds (a completion racing
@@ -344,7 +364,8 @@ DELETE FROM pgqueue.workers WHERE id = %(worker_id)s;
 -- name: get_job
 SELECT id, task_name, queue, args, kwargs, priority, state::text, run_at, attempts, max_attempts,
        worker_id, claim_token, abort_requested, enqueued_at, started_at, finished_at,
-       error_type, error_message, error_traceback, result, errors
+       error_type, error_message, error_traceback, result, errors, progress, progress_message,
+       progress_at, meta
 FROM pgqueue.jobs WHERE id = %(id)s;
 
 -- name: get_job_detail
@@ -360,7 +381,8 @@ WHERE j.id = %(id)s;
 -- Newest first; every filter is optional.
 SELECT id, task_name, queue, args, kwargs, priority, state::text, run_at, attempts, max_attempts,
        worker_id, claim_token, abort_requested, enqueued_at, started_at, finished_at,
-       error_type, error_message, error_traceback, result, errors
+       error_type, error_message, error_traceback, result, errors, progress, progress_message,
+       progress_at, meta
 FROM pgqueue.jobs
 WHERE (%(state)s::pgqueue.job_state IS NULL OR state = %(state)s::pgqueue.job_state)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
@@ -436,6 +458,11 @@ SELECT * FROM pgqueue.workers_overview;
 -- name: observe_worker_children
 -- One row per child process of a process-pool worker: its job, task and memory.
 SELECT * FROM pgqueue.worker_children;
+
+-- name: observe_running_jobs
+-- The oldest running attempts with their reported progress (`pgqueue top`); the view reads the
+-- running jobs' partial index, and only the first rows are fetched.
+SELECT * FROM pgqueue.running_jobs LIMIT %(limit)s;
 
 -- name: observe_stuck_jobs
 -- Running jobs held by missing or dead workers or past their timeout, oldest first.

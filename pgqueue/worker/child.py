@@ -26,15 +26,23 @@ import socket
 import struct
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pgqueue.context import JobContext
-from pgqueue.errors import ConfigurationError, InvalidArguments, Retry, UnknownTask
+from pgqueue.errors import (
+    ConfigurationError,
+    InvalidArguments,
+    ResultTooLarge,
+    Retry,
+    UnknownTask,
+)
+from pgqueue.progress import ProgressReport
 from pgqueue.types import ClaimedJob
-from pgqueue.validation import to_json
+from pgqueue.validation import checked_result, to_json
 from pgqueue.worker.executor import call_with_hooks
 from pgqueue.worker.outcome import describe
 
@@ -58,6 +66,8 @@ class ChildSetup:
     pooler: str
     log_level: str
     worker_name: str
+    progress_interval: float = 1.0
+    """Seconds between progress frames sent to the worker while a job runs."""
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
@@ -98,14 +108,12 @@ def child_main(channel: socket.socket, setup: ChildSetup) -> None:
     channel.sendall(encode_frame({"ready": os.getpid(), "rss": _own_memory()}))
     threading.Thread(target=_exit_with_the_worker, daemon=True,
                      name="pgqueue-child-lifeline").start()
+    forwarder = ProgressForwarder(channel, setup.progress_interval)
     while True:
         request = _read_request(channel)
-        reply = run_request(app, setup.worker_name, request)
+        reply = run_request(app, setup.worker_name, request, forwarder)
         reply["rss"] = _own_memory()
-        try:
-            channel.sendall(encode_frame(reply))
-        except OSError:
-            os._exit(0)  # the worker is gone
+        forwarder.send(reply)
 
 
 def _load_app(setup: ChildSetup) -> App:
@@ -163,9 +171,60 @@ def _read_exactly(channel: socket.socket, size: int) -> bytes:
     return data
 
 
-def run_request(app: App, worker_name: str, request: dict[str, Any]) -> dict[str, Any]:
+class ProgressForwarder:
+    """Sends the running job's progress reports to the worker (which coalesces them with its
+    other jobs' and writes them: pgqueue.worker.progress), at most one frame per interval,
+    from a thread of its own so a report never waits on the socket. Every frame to the worker
+    goes through `send`, under one lock: a progress frame never lands after its job's reply."""
+
+    def __init__(self, channel: socket.socket, interval: float) -> None:
+        self.channel = channel
+        self.interval = interval
+        self._sending = threading.Lock()
+        self._pending = threading.Event()
+        self._report: ProgressReport | None = None
+        self._job_id = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, report: ProgressReport, job_id: int) -> None:
+        with self._sending:
+            self._report, self._job_id = report, job_id
+        report.on_pending = self._pending.set
+        if self._thread is None:  # started by the first task that reports
+            self._thread = threading.Thread(target=self._forward, daemon=True,
+                                            name="pgqueue-child-progress")
+            self._thread.start()
+
+    def send(self, frame: dict[str, Any]) -> None:
+        with self._sending:
+            try:
+                self.channel.sendall(encode_frame(frame))
+            except OSError:
+                os._exit(0)  # the worker is gone
+
+    def _forward(self) -> None:
+        last_sent = -self.interval
+        while True:
+            self._pending.wait()
+            time.sleep(max(0.0, last_sent + self.interval - time.monotonic()))
+            self._pending.clear()
+            last_sent = time.monotonic()
+            with self._sending:
+                update = self._report.take() if self._report is not None else None
+                if update is None:
+                    continue
+                try:
+                    self.channel.sendall(encode_frame(
+                        {"progress_of": self._job_id, **update.to_frame()}))
+                except OSError:
+                    os._exit(0)
+
+
+def run_request(app: App, worker_name: str, request: dict[str, Any],
+                forwarder: ProgressForwarder | None = None) -> dict[str, Any]:
     """Run one job; the reply says how the task ended, as the worker's executor would have
-    seen it in a thread (the worker applies the retry policy)."""
+    seen it in a thread (the worker applies the retry policy), with the progress reported
+    since the last progress frame."""
     task = app.tasks.get(request["task_name"])
     if task is None:
         return {"kind": "raised", "error": _error(UnknownTask(
@@ -174,21 +233,33 @@ def run_request(app: App, worker_name: str, request: dict[str, Any]) -> dict[str
     args: list[Any] = request["args"]
     if task.pass_context:
         context = JobContext(job=_job(request), worker_name=worker_name, conninfo=app.dsn)
+        if forwarder is not None:
+            forwarder.watch(context.report, request["id"])
         args = [context, *args]
+    reply = _run(app, task, args, request["kwargs"])
+    if context is not None:
+        reply["atomic"] = context.completed_in_transaction
+        reported = context.report.close()
+        if reported is not None:
+            reply["progress"] = reported.to_frame()
+    return reply
+
+
+def _run(app: App, task: Any, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     try:
-        result = call_with_hooks(task, args, request["kwargs"])
+        result = call_with_hooks(task, args, kwargs)
     except Retry as retry:
         return {"kind": "retry", "delay": retry.delay}
     except BaseException as exc:  # as in a thread: SystemExit and the like fail the attempt
         return {"kind": "raised", "error": _error(exc)}
-    atomic = context is not None and context.completed_in_transaction
     if result is None:
-        return {"kind": "returned", "result": "null", "atomic": atomic}
+        return {"kind": "returned", "result": "null"}
     try:
-        return {"kind": "returned", "result": to_json(result, "the return value"),
-                "atomic": atomic}
-    except InvalidArguments as exc:
-        return {"kind": "unstorable", "error": _error(exc), "atomic": atomic}
+        return {"kind": "returned",
+                "result": checked_result(to_json(result, "the return value"),
+                                         app.result_max_bytes)}
+    except (InvalidArguments, ResultTooLarge) as exc:
+        return {"kind": "unstorable", "error": _error(exc)}
 
 
 def _error(exc: BaseException) -> list[str | None]:

@@ -11,10 +11,12 @@ import json
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pgqueue.errors import ConfigurationError
+from pgqueue.progress import ProgressUpdate
 from pgqueue.types import JobError
 from pgqueue.worker.child import (
     FRAME_HEADER,
@@ -48,14 +50,18 @@ class ChildReply:
     delay: float = 0.0
     error: JobError | None = None
     completed_in_transaction: bool = False
+    progress: ProgressUpdate | None = None
+    """Progress the task reported after the last progress frame."""
 
     @classmethod
     def from_frame(cls, frame: dict[str, Any]) -> ChildReply:
         error = frame.get("error")
+        progress = frame.get("progress")
         return cls(kind=frame["kind"], result_json=frame.get("result"),
                    delay=float(frame.get("delay", 0.0)),
                    error=JobError(*error) if error else None,
-                   completed_in_transaction=bool(frame.get("atomic")))
+                   completed_in_transaction=bool(frame.get("atomic")),
+                   progress=None if progress is None else ProgressUpdate.from_frame(progress))
 
 
 class ChildProcess:
@@ -73,11 +79,18 @@ class ChildProcess:
         self.job_id: int | None = None
         self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
 
-    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def call(self, request: dict[str, Any],
+                   on_progress: Callable[[ProgressUpdate], None]) -> dict[str, Any]:
+        """Send a job and wait for its reply, handing on the progress frames sent before it."""
         self.writer.write(encode_frame(request))
         try:
             await self.writer.drain()
-            return await read_frame(self.reader)
+            while True:
+                frame = await read_frame(self.reader)
+                if "progress_of" not in frame:
+                    return frame
+                if frame["progress_of"] == request["id"]:
+                    on_progress(ProgressUpdate.from_frame(frame))
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             raise ChildGone from exc
 

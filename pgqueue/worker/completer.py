@@ -6,6 +6,7 @@ are retried until they land (the job stays `running`, fenced by its claim token,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import defaultdict
@@ -101,6 +102,13 @@ class Completer:
             except Exception as exc:
                 raise_if_cancelling()
                 refused = exc
+            if any(outcome.progress is not None for outcome in chunk):
+                # First without the reports written before the outcomes: progress never
+                # costs an outcome (a role without the progress grants, say).
+                log_event(logger, logging.ERROR, "progress.write_refused", jobs=len(chunk),
+                          error=f"{type(refused).__name__}: {refused}"[:300])
+                chunks.append([dataclasses.replace(o, progress=None) for o in chunk])
+                continue
             if len(chunk) > 1:
                 middle = len(chunk) // 2
                 chunks += [chunk[middle:], chunk[:middle]]
@@ -131,6 +139,10 @@ class Completer:
         for outcome in outcomes:
             by_kind[outcome.kind].append(outcome)
         calls: list[Call[list[int]]] = []
+        reported = [o for o in outcomes if o.progress is not None]
+        if reported:  # first: the job is still running, so the claim token still fences it
+            calls.append(store.set_progress([o.job for o in reported],
+                                            [o.progress for o in reported if o.progress]))
         for kind, group in by_kind.items():
             ids = [o.job.id for o in group]
             tokens = [o.job.claim_token for o in group]
@@ -161,7 +173,9 @@ class Completer:
         accepted: set[int] = set()
         async with self.connection.transaction() as conn:
             for call in calls:
-                accepted.update(await arun_on(conn, call))
+                landed = await arun_on(conn, call)
+                if call.query_name != "set_progress":  # written or not, it decides no outcome
+                    accepted.update(landed)
         return accepted
 
 

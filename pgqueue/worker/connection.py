@@ -18,9 +18,10 @@ Each connection is named `pgqueue worker <name> claim|ack` for `pg_stat_activity
 transaction-mode pooler it prepares nothing (pgqueue.db explains why): both come from the app.
 
 The acknowledgement connection also carries the worker's background services (registration,
-heartbeat, rescue, retention, scheduler, metrics) through the same `arun` / `aconnection` calls
-as `pgqueue.db.Database`: one at a time (a lock), each a few statements every few seconds, so a
-worker holds three server connections (claims, acknowledgements, LISTEN) instead of six.
+heartbeat, rescue, progress, retention, scheduler, metrics) through the same `arun` /
+`aconnection` calls as `pgqueue.db.Database`: one at a time (a lock), each a few statements
+every few seconds, so a worker holds three server connections (claims, acknowledgements,
+LISTEN) instead of six.
 
 Every session is bounded (`SESSION_BOUNDS`): a statement or a lock wait cannot last forever,
 and a worker frozen inside a transaction (SIGSTOP, a stalled VM, a half-open connection) has

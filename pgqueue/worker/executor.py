@@ -19,6 +19,7 @@ from pgqueue.errors import (
     Fail,
     InvalidArguments,
     JobAborted,
+    ResultTooLarge,
     Retry,
     TaskTimeout,
     UnknownTask,
@@ -28,13 +29,17 @@ from pgqueue.logs import log_event
 from pgqueue.retry import RetryPolicy
 from pgqueue.tasks import Task, call_signature
 from pgqueue.types import ClaimedJob, JobError
-from pgqueue.validation import to_json
+from pgqueue.validation import checked_result, to_json
 from pgqueue.worker.outcome import Outcome, OutcomeKind, describe, retry_delay
 
 if TYPE_CHECKING:
     from pgqueue.worker.process_pool import ProcessPool
 
 logger = logging.getLogger("pgqueue.worker")
+
+
+NEVER_RETRIED = (Fail, ResultTooLarge)
+"""Errors that fail the job at once: a retry would end the same way."""
 
 
 class StopReason:
@@ -70,7 +75,7 @@ class RunningJob:
 def classify_failure(job: ClaimedJob, policy: RetryPolicy, exc: BaseException) -> Outcome:
     """Retry while attempts remain and the policy finds the error worth it (never after
     `pgqueue.Fail`), else fail; the error is kept either way."""
-    retryable = not isinstance(exc, Fail) and policy.should_retry(exc)
+    retryable = not isinstance(exc, NEVER_RETRIED) and policy.should_retry(exc)
     return classify_error(job, policy, describe(exc), retryable=retryable, exc=exc)
 
 
@@ -117,7 +122,7 @@ async def execute(
             result = await _run_in_thread(running, task, args, job.kwargs, threads)
         if running.stop_reason == StopReason.ABORT:
             return Outcome(job, OutcomeKind.CANCELLED, error=describe(JobAborted()))
-        return _success(job, result)
+        return _success(job, result, task.app.result_max_bytes)
     except Retry as retry:
         return Outcome(job, OutcomeKind.RETRY, retry_delay=retry_delay(retry.delay),
                        refund_attempt=True)
@@ -170,7 +175,7 @@ async def _run_in_child(
     raises WorkerLost. Both end up in execute()'s handlers, as from a thread."""
     job = running.job
     try:
-        reply = await children.run(job, task.timeout)
+        reply = await children.run(job, task.timeout, running.context.report.add)
     except TimeoutError as exc:
         log_event(logger, logging.WARNING, "job.timed_out", job_id=job.id, task=task.name,
                   timeout_s=task.timeout, note="its child process was killed and replaced")
@@ -178,6 +183,8 @@ async def _run_in_child(
     if reply.kind == "unavailable":
         return Outcome(job, OutcomeKind.RELEASED)  # never started: no attempt spent
     running.context.completed_in_transaction = reply.completed_in_transaction
+    if reply.progress is not None:
+        running.context.report.add(reply.progress)
     if reply.kind == "returned":
         return Outcome(job, OutcomeKind.SUCCEEDED, result_json=reply.result_json)
     if reply.kind == "retry":
@@ -194,7 +201,7 @@ def _retryable_by_name(policy: RetryPolicy, error: JobError) -> bool:
     """A child's exception crosses the process boundary as its class name: matched by name
     against `pgqueue.Fail` and the policy's retry_on / dont_retry_on classes (each class
     itself, not its subclasses)."""
-    if error.type == Fail.__qualname__:
+    if error.type in {c.__qualname__ for c in NEVER_RETRIED}:
         return False
     if policy.dont_retry_on and error.type in {c.__qualname__ for c in policy.dont_retry_on}:
         return False
@@ -227,14 +234,15 @@ def call_with_hooks(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
         return task.func(*args, **kwargs)
 
 
-def _success(job: ClaimedJob, result: Any) -> Outcome:
+def _success(job: ClaimedJob, result: Any, max_bytes: int | None) -> Outcome:
     if result is None:  # most tasks: nothing to check or encode
         return Outcome(job, OutcomeKind.SUCCEEDED, result_json="null")
     try:
-        result_json = to_json(result, "the return value")
-    except InvalidArguments as exc:
+        result_json = checked_result(to_json(result, "the return value"), max_bytes)
+    except (InvalidArguments, ResultTooLarge) as exc:
         return Outcome(job, OutcomeKind.FAILED, error=describe(exc))
     return Outcome(job, OutcomeKind.SUCCEEDED, result_json=result_json)
+
 
 
 @functools.lru_cache(maxsize=4096)

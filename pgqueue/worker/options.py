@@ -52,6 +52,10 @@ class WorkerOptions:
     """A worker silent this long is dead; its running jobs are rescued."""
     listener_ping_interval: float = 10.0
     """Seconds of silence after which the LISTEN connection is pinged."""
+    progress_interval: float = 1.0
+    """Seconds between writes of what running tasks report with `context.set_progress` /
+    `set_meta` (one statement for all of this worker's jobs); the value pending when a job ends
+    is written with its outcome whatever this says (pgqueue.worker.progress)."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (pgqueue.observe.metrics); None: no endpoint."""
     metrics_addr: str = "127.0.0.1"
@@ -97,7 +101,7 @@ class WorkerOptions:
         if not isinstance(self.prefetch, int) or self.prefetch < 0:
             raise ConfigurationError(f"prefetch must be an int >= 0, not {self.prefetch!r}")
         for field_name in ("poll_interval", "heartbeat_interval", "heartbeat_timeout",
-                           "listener_ping_interval"):
+                           "listener_ping_interval", "progress_interval"):
             if not getattr(self, field_name) > 0:
                 raise ConfigurationError(f"{field_name} must be > 0 seconds")
         if self.shutdown_timeout < 0:

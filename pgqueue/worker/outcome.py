@@ -6,6 +6,7 @@ import enum
 import traceback
 from dataclasses import dataclass
 
+from pgqueue.progress import ProgressUpdate
 from pgqueue.types import ClaimedJob, JobError
 
 
@@ -25,6 +26,9 @@ class Outcome:
     retry_delay: float = 0.0
     refund_attempt: bool = False
     error: JobError | None = None
+    progress: ProgressUpdate | None = None
+    """Progress or meta the task reported since the last write: written in the same
+    transaction as the outcome, before it."""
 
     @property
     def is_final(self) -> bool:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pgqueue.app import App
+    from pgqueue.progress import ProgressUpdate
     from pgqueue.tasks import Task
     from pgqueue.worker.options import WorkerOptions
 
@@ -119,6 +120,7 @@ class ProcessPool:
         self._setup = ChildSetup(
             app_path=app_path, process_setup=self.app.process_setup, dsn=self.app.dsn,
             pooler=self.app.pooler, worker_name=self.options.worker_name,
+            progress_interval=self.options.progress_interval,
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()))
         if self.options.child_start_method == "forkserver":
             module = app_path.rpartition(":" if ":" in app_path else ".")[0]
@@ -151,16 +153,17 @@ class ProcessPool:
 
     # -- running a job -------------------------------------------------------------------
 
-    async def run(self, job: ClaimedJob, timeout: float | None) -> ChildReply:
-        """Run the job in an idle child. Raises TimeoutError past `timeout` and WorkerLost if
-        the child dies; either way, and when cancelled (abort, shutdown), the child is gone
-        by the time this returns."""
+    async def run(self, job: ClaimedJob, timeout: float | None,
+                  on_progress: Callable[[ProgressUpdate], None]) -> ChildReply:
+        """Run the job in an idle child, handing `on_progress` what the task reports while it
+        runs. Raises TimeoutError past `timeout` and WorkerLost if the child dies; either way,
+        and when cancelled (abort, shutdown), the child is gone by the time this returns."""
         child = await self._acquire()
         if child is None:
             return ChildReply(kind="unavailable")
         child.job_id = job.id
         try:
-            frame = await asyncio.wait_for(child.call(job_request(job)), timeout)
+            frame = await asyncio.wait_for(child.call(job_request(job), on_progress), timeout)
         except TimeoutError:
             await self._kill(child, "timeout")
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -42,6 +43,7 @@ from pgqueue.worker.observers import notify_observers
 from pgqueue.worker.options import WorkerOptions
 from pgqueue.worker.outcome import Outcome, OutcomeKind, describe
 from pgqueue.worker.process_pool import ProcessPool
+from pgqueue.worker.progress import ProgressWriter
 from pgqueue.worker.services import (
     Service,
     ServiceContext,
@@ -100,6 +102,8 @@ class Worker:
         """Acknowledgements and every background service share it (worker/connection.py)."""
         self.completer = Completer(self.db, self.options.delete_jobs, self.observers, on_failed=
                                    FailureHooks(self.app.tasks, self._threads).failures_recorded)
+        self.progress = ProgressWriter(self.options.progress_interval)
+        """Writes what running tasks report (context.set_progress / set_meta)."""
         self.served_tasks = self.app.served_tasks()
         """Task names the claim is limited to (None: any); read once, at start."""
         await self.register()
@@ -157,7 +161,8 @@ class Worker:
         """Every background service, supervised one way (pgqueue.worker.services)."""
         services = [Service("completer", self.completer.run),
                     Service("heartbeat", functools.partial(heartbeat_service, context)),
-                    Service("rescue", functools.partial(rescue_service, context))]
+                    Service("rescue", functools.partial(rescue_service, context)),
+                    Service("progress", functools.partial(self.progress.run, context))]
         if self.options.listen:
             services.append(Service("listener", functools.partial(listen_service, context)))
         if self.options.prune_every:
@@ -297,6 +302,7 @@ class Worker:
             group.prefetched.append(job)
             return
         context = JobContext(job=job, worker_name=self.name, conninfo=self.app.dsn)
+        self.progress.watch(context.report)
         running = RunningJob(job=job, context=context)
         self.running[job.id] = running
         group.running.add(job.id)
@@ -316,6 +322,9 @@ class Worker:
             logger.exception("unexpected error running job %s", job.id)
             outcome = classify_failure(job, task.retry if task else RetryPolicy(), exc)
         duration = time.monotonic() - running.started
+        reported = running.context.report.close()
+        if reported is not None:  # the last report lands with the outcome
+            outcome = dataclasses.replace(outcome, progress=reported)
         if self.observers:
             notify_observers(self.observers, "job_finished", outcome, duration)
         if outcome.kind == OutcomeKind.SUCCEEDED and running.context.completed_in_transaction:

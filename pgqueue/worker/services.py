@@ -1,5 +1,5 @@
-"""The worker's background services (completer, heartbeat, rescue, listener, retention,
-scheduler, metrics), registered one way and supervised by one rule.
+"""The worker's background services (completer, heartbeat, rescue, progress, listener,
+retention, scheduler, metrics), registered one way and supervised by one rule.
 
 A service that ends with an unexpected error is logged with its traceback and restarted after
 a growing delay (one that returns had nothing to do: metrics without a port, say). A worker

@@ -152,6 +152,11 @@ def test_top_shows_queues_rates_workers_and_failures_live_then_quits_on_q(
         assert quick[1:5] == ["3", "0", "0", "6"]  # queued, running, retrying, done in 1m
         assert row_of(frame, "report-runner")[3] == "1/1"
         assert "Stuck jobs: none" in frame
+        running = top.wait_for_frame(lambda f: "rendering page 1 of 4" in f,
+                                     message="a frame with the slow job's progress")
+        [progress_row] = [line for line in running.split("Running jobs", 1)[1].splitlines()
+                          if line.strip().startswith(str(slow))]
+        assert "observe.slow" in progress_row and "25%" in progress_row
 
         # It refreshes: new work shows up without touching the terminal.
         observe_app.quick.defer_many([(n,) for n in range(4)])

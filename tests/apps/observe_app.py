@@ -22,7 +22,9 @@ def broken(message: str = "smtp refused") -> None:
 
 @app.task(name="observe.slow", queue="reports", retry=False, timeout=60, pass_context=True)
 def slow(context: pgqueue.JobContext, seconds: float = 30.0) -> str:
-    """Runs until `seconds` pass or the job is cancelled, so tests can watch a running job."""
+    """Runs until `seconds` pass or the job is cancelled, so tests can watch a running job;
+    reports a quarter done at once."""
+    context.set_progress(0.25, "rendering page 1 of 4")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not context.should_abort():
         time.sleep(0.02)

@@ -15,7 +15,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from shop.tasks import email_order
+from shop.tasks import email_order, resize_images
 
 from pgqueue.contrib.django.app import app
 from pgqueue.contrib.django.models import Job
@@ -72,6 +72,29 @@ def test_detail_shows_arguments_result_error_and_traceback(client) -> None:
     succeeded = Job.objects.get(state="succeeded")
     page = client.get(f"{CHANGELIST}{succeeded.id}/change/").content.decode()
     assert "&quot;G-1&quot;" in page  # args and the JSON result, pretty-printed
+
+
+def test_job_page_shows_progress_and_meta(client) -> None:
+    finished = resize_images.defer(4)
+    app.run_worker(one_shot=True)
+    page = client.get(f"{CHANGELIST}{finished}/change/").content.decode()
+    assert '<progress max="100" value="100">' in page and "resized 4 of 4" in page
+    assert "reported" in page and "&quot;sizes&quot;" in page  # the meta, pretty-printed
+
+    running = email_order.defer("P-1")
+    with connection.cursor() as cursor:  # as a worker leaves a job it is running
+        cursor.execute("UPDATE pgqueue.jobs SET state = 'running', started_at = now(), "
+                       "attempts = 1, progress = 0.4, progress_message = %s, "
+                       "progress_at = now() WHERE id = %s", ["resized 40 of 100", running])
+    page = client.get(f"{CHANGELIST}{running}/change/").content.decode()
+    assert re.search(r'<progress max="100" value="40">40%</progress>\s*<strong>40%</strong>',
+                     page)
+    assert '<span id="job-progress-message">resized 40 of 100</span>' in page
+    listing = client.get(CHANGELIST).content.decode()
+    assert "· 40%" in listing  # the list's "when" column of a running job
+
+    quiet = email_order.defer("P-2")
+    assert 'id="job-progress"' not in client.get(f"{CHANGELIST}{quiet}/change/").content.decode()
 
 
 def test_actions_retry_cancel_and_delete(client) -> None:

@@ -223,6 +223,19 @@ def _operators_day() -> int:
     return failed
 
 
+def _running_with_progress() -> int:
+    """A job as a worker leaves it while its task reports progress: 40%, a message, meta."""
+    job_id = email_order.defer("K-5")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE pgqueue.jobs SET state = 'running', enqueued_at = now() - interval '96 s', "
+            "run_at = now() - interval '96 s', started_at = now() - interval '95 s', "
+            "attempts = 1, progress = 0.4, progress_message = 'resized 40 of 100', "
+            "progress_at = now() - interval '2 s', meta = %s WHERE id = %s",
+            ['{"batch": "2026-12-03", "sizes": [64, 256, 1024]}', job_id])
+    return job_id
+
+
 def _shoot(browser: Browser, name: str, shots: dict[str, bytes]) -> None:
     shot = browser.screenshot()
     width, height, colours = png_facts(shot)
@@ -280,6 +293,16 @@ def test_every_admin_page_in_headless_chromium(live_server, browser, clean_jobs,
         assert "DoesNotExist" in browser.script(
             "return document.querySelector('#job-error').innerText")
         _shoot(browser, "admin-job-failed", shots)
+
+        reporting = _running_with_progress()
+        browser.go(f"{live_server}/admin/pgqueue/job/{reporting}/change/")
+        wait_until(lambda: 'id="job-progress"' in browser.source(), timeout=30,
+                   message="the running job's page")
+        for element in ("#job-progress progress", "#job-progress-message", "#job-cancel"):
+            assert _on_first_screen(browser, element), element
+        assert browser.script("return document.querySelector('#job-progress progress')"
+                              ".position") == pytest.approx(0.4)
+        _shoot(browser, "admin-job-progress", shots)
 
         browser.go(f"{live_server}/admin/pgqueue/queue/")
         wait_until(lambda: "Select queue to change" in browser.source(), timeout=30,

@@ -9,6 +9,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 from shop import tasks as shop_tasks
 
@@ -124,6 +125,26 @@ def test_a_failing_task_reports_failed_with_its_error(clean_jobs, received) -> N
     with pytest.raises(ValueError, match="failed"):
         _ = fetched.return_value
     assert received[-1][:3] == ("finished", PgQueueBackend, Status.FAILED)
+
+
+def test_a_return_value_over_the_cap_fails_at_once_saying_both_sizes(
+    clean_jobs, received,
+) -> None:
+    with override_settings(PGQUEUE_RESULT_MAX_BYTES=1000):
+        too_big = shop_tasks.repeat.enqueue("ab", 600)
+        fits = shop_tasks.repeat.enqueue("ab", 400)
+        run_worker_until_idle()
+    fetched = shop_tasks.repeat.get_result(too_big.id)
+    assert fetched.status == Status.FAILED
+    [error] = fetched.errors
+    assert error.exception_class_path == "pgqueue.errors.ResultTooLarge"
+    assert "the return value is 1,202 bytes of JSON; the app's result_max_bytes is 1,000" in (
+        error.traceback)
+    job = Job.objects.get(pk=int(too_big.id))
+    assert (job.state, job.attempts) == ("failed", 1)  # not retried
+    finished = [event for event in received if event[0] == "finished"]
+    assert (too_big.id, Status.FAILED) in [(event[3], event[2]) for event in finished]
+    assert shop_tasks.repeat.get_result(fits.id).return_value == "ab" * 400
 
 
 def test_context_carries_the_result_and_attempt(clean_jobs) -> None:

@@ -25,7 +25,7 @@ from tests.helpers import REPO_ROOT, app_on, run_cli
 ROLES_SQL = REPO_ROOT / "migrations_sql" / "roles.sql"
 ROLE_NAMES = ("pgqueue_producer", "pgqueue_worker", "pgqueue_observer")
 VIEWS = ("queue_stats", "task_stats", "stuck_jobs", "workers_overview", "worker_children",
-         "health", "queue_overview", "workflow_status")
+         "health", "queue_overview", "workflow_status", "running_jobs")
 Denied = psycopg.errors.InsufficientPrivilege
 
 
@@ -121,14 +121,18 @@ def test_worker_runs_jobs_but_cannot_steer_the_queue(roles: Roles,
     ok = owner.execute("SELECT pgqueue.enqueue('observe.quick', '[1]', 'emails')").fetchone()
     bad = owner.execute("SELECT pgqueue.enqueue('observe.broken', '[]', 'emails', "
                         "max_attempts => 1)").fetchone()
-    assert ok and bad
+    reporting = owner.execute("SELECT pgqueue.enqueue('observe.slow', '[0]', 'reports')"
+                              ).fetchone()
+    assert ok and bad and reporting
     # The real CLI as the worker role: schema check, register, heartbeat and rescue, claim,
-    # record success and failure, unregister.
+    # record success and failure (and progress), unregister.
     result = run_cli("--app", "tests.apps.observe_app:app", "worker", "--one-shot",
                      dsn=roles.dsn_as(roles.worker))
     assert result.returncode == 0, result.stdout + result.stderr
     states = dict(owner.execute("SELECT id, state::text FROM pgqueue.jobs").fetchall())
-    assert states == {ok[0]: "succeeded", bad[0]: "failed"}
+    assert states == {ok[0]: "succeeded", bad[0]: "failed", reporting[0]: "succeeded"}
+    assert owner.execute("SELECT progress, progress_message FROM pgqueue.jobs WHERE id = %s",
+                         (reporting[0],)).fetchone() == (0.25, "rendering page 1 of 4")
     assert owner.execute("SELECT jsonb_array_length(errors) FROM pgqueue.jobs WHERE id = %s",
                          (bad[0],)).fetchone() == (1,)  # the history, written as the worker
     assert owner.execute("SELECT count(*) FROM pgqueue.workers").fetchone() == (0,)
@@ -216,3 +220,22 @@ def test_producer_enqueues_a_workflow_and_waits_for_it(
     with roles.connect_as(roles.observer) as conn:
         _assert_denied(conn, "SELECT pgqueue.watch_jobs(ARRAY[1]::bigint[])")
         _assert_denied(conn, "SELECT pgqueue.tag_workflow(gen_random_uuid(), '{1}', '{one}')")
+
+
+def test_a_worker_role_without_the_progress_grants_still_records_outcomes(
+    roles: Roles, owner: psycopg.Connection[Any],
+) -> None:
+    """roles.sql not applied again after migration 0021: progress is dropped, with an error
+    in the log, and nothing else changes (the job succeeds, the worker goes on)."""
+    owner.execute(sql.SQL("REVOKE UPDATE (progress, progress_message, progress_at, meta) "
+                          "ON pgqueue.jobs FROM {}").format(sql.Identifier(roles.worker)))
+    reporting = [owner.execute("SELECT pgqueue.enqueue('observe.slow', '[0]', 'reports')"
+                               ).fetchone()[0] for _ in range(3)]
+    result = run_cli("--app", "tests.apps.observe_app:app", "worker", "--one-shot",
+                     dsn=roles.dsn_as(roles.worker))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "progress.write_refused" in result.stderr
+    assert "service_died" not in result.stderr
+    rows = owner.execute("SELECT state::text, progress FROM pgqueue.jobs WHERE id = ANY(%s)",
+                         (reporting,)).fetchall()
+    assert rows == [("succeeded", None)] * 3

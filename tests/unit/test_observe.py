@@ -137,6 +137,25 @@ def test_top_draws_child_processes_only_when_there_are_some() -> None:
     assert re.search(rf"w-1\s+4243\s+idle\s+{dash}\s+{dash}\s+40 MB\s+0\s+2m05s", text)
 
 
+def test_top_draws_running_jobs_with_their_progress_only_when_some_run() -> None:
+    assert "Running jobs" not in _draw(Snapshot())
+    reporting = {"id": 31, "task_name": "images.resize", "worker_id": 7, "worker_name": "w-1",
+                 "running_seconds": 75.0, "progress": 0.4,
+                 "progress_message": "resized 40 of 100"}
+    silent = {**reporting, "id": 32, "worker_name": None, "progress": None,
+              "progress_message": None}
+    queue = {"queue": "default", "paused": False, "queued": 0, "due": 0, "scheduled": 0,
+             "running": 5, "succeeded": 0, "failed": 0, "cancelled": 0,
+             "oldest_waiting_seconds": None, "started_5m": 0, "wait_p50_seconds": None,
+             "wait_p95_seconds": None, "waiting_on_lock": 0, "concurrency": None,
+             "held_back_by": None}
+    text = _draw(Snapshot(queues=[queue], running=[reporting, silent]))
+    assert re.search(r"31\s+images\.resize\s+w-1\s+1m15s\s+████░░░░░░\s+40%\s+resized 40 "
+                     r"of 100", text)
+    assert re.search(r"32\s+images\.resize\s+#7\s+1m15s\s+\N{EN DASH}", text)
+    assert "+3 more" in text  # 5 running, 2 shown
+
+
 def test_durations_read_naturally() -> None:
     assert [_seconds(v) for v in (None, 0.0042, 3.25, 125, 7300, 200000)] == [
         "\N{EN DASH}", "4ms", "3.2s", "2m05s", "2h01m", "2d07h"]

@@ -18,6 +18,7 @@ from pgqueue.contrib.django.connection import (
     close_stale_connections,
     dsn_from_settings,
 )
+from pgqueue.validation import check_result_max_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -78,6 +79,11 @@ class DjangoApp(App):
     @property
     def dsn(self) -> str:
         return self._dsn or dsn_from_settings(self.alias)
+
+    @property
+    def result_max_bytes(self) -> int | None:
+        """``PGQUEUE_RESULT_MAX_BYTES`` when set, else the app's own (1 MiB)."""
+        return check_result_max_bytes(conf.result_max_bytes(self._result_max_bytes))
 
     @property
     def db(self) -> DjangoDatabase:

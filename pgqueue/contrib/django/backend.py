@@ -44,6 +44,7 @@ from pgqueue.errors import InvalidArguments, JobNotFound
 from pgqueue.retry import RetryPolicy
 from pgqueue.tasks import Task as PgQueueTask
 from pgqueue.types import Job, JobError, JobState
+from pgqueue.validation import checked_result
 
 PRIORITY_SCALE = 10
 """pgqueue priority = Django priority x 10."""
@@ -113,8 +114,9 @@ class PgQueueBackend(tasks_api.BaseTaskBackend):
                 existing = dataclasses.replace(existing, retry=retry, timeout=timeout)
                 dict.__setitem__(self.app.tasks, name, existing)
             return existing
-        return self.app.task(_runner_for(task, type(self)), name=name, queue=task.queue_name,
-                             retry=retry, timeout=timeout, pass_context=True)
+        return self.app.task(_runner_for(task, type(self), self.app), name=name,
+                             queue=task.queue_name, retry=retry, timeout=timeout,
+                             pass_context=True)
 
     # -- enqueue -------------------------------------------------------------------------
 
@@ -251,9 +253,10 @@ def result_from_job(job: Job, task: Any, *, backend_alias: str) -> Any:
     return result
 
 
-def _runner_for(task: Any, sender: type[PgQueueBackend]) -> Any:
+def _runner_for(task: Any, sender: type[PgQueueBackend], app: DjangoApp) -> Any:
     """The function a worker runs for `task`: it rebuilds the TaskResult, sends task_started,
-    calls the Task, then records the outcome on the result and sends task_finished."""
+    calls the Task, then records the outcome on the result and sends task_finished (a return
+    value over the app's result_max_bytes fails it here, so the signal says FAILED)."""
 
     def run_django_task(pgqueue_context: JobContext, *args: Any, **kwargs: Any) -> Any:
         job = pgqueue_context.job
@@ -277,6 +280,9 @@ def _runner_for(task: Any, sender: type[PgQueueBackend]) -> Any:
                 value = tasks_api.normalize_json(value)
             except (TypeError, ValueError) as exc:
                 raise _not_json_serializable(value, exc) from exc
+            if value is not None:
+                checked_result(json.dumps(value, ensure_ascii=False, separators=(",", ":")),
+                               app.result_max_bytes)
         except BaseException as exc:
             object.__setattr__(result, "finished_at", timezone.now())
             object.__setattr__(result, "status", tasks_api.TaskResultStatus.FAILED)

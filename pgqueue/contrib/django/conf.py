@@ -15,3 +15,9 @@ def database_alias() -> str:
 def pool_size() -> int:
     """``PGQUEUE_POOL_SIZE``: connections in each of the worker's pools (default 10)."""
     return int(getattr(settings, "PGQUEUE_POOL_SIZE", 10))
+
+
+def result_max_bytes(default: int | None) -> int | None:
+    """``PGQUEUE_RESULT_MAX_BYTES``: the largest task return value kept, in bytes of JSON
+    (None: no cap); default 1 MiB, as for `pgqueue.App`."""
+    return getattr(settings, "PGQUEUE_RESULT_MAX_BYTES", default)

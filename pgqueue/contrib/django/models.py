@@ -54,6 +54,12 @@ class Job(models.Model):
         "Counted against its queue's per-key concurrency limit."))
     workflow_id = models.UUIDField(null=True, blank=True, help_text=(
         "The workflow (chain, group, chord) the job is a step of."))
+    progress = models.FloatField(null=True, blank=True, help_text=(
+        "The latest fraction done (0 to 1) the task reported (context.set_progress)."))
+    progress_message = models.TextField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    meta = models.JSONField(null=True, blank=True, help_text=(
+        "Keys the task set with context.set_meta."))
 
     class Meta:
         managed = False

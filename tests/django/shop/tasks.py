@@ -77,3 +77,18 @@ def weigh(reference: str) -> int:
 def sum_weights(weights: list[int], label: str = "total") -> dict:
     """A chord's callback: its parents' results first."""
     return {label: sum(weights)}
+
+
+@task
+def repeat(text: str, times: int) -> str:
+    """Returns a value as big as asked (the result size cap)."""
+    return text * times
+
+
+@app.task(pass_context=True)
+def resize_images(context, count: int) -> int:
+    """Reports its progress and meta (the admin's job page shows them)."""
+    for done in range(1, count + 1):
+        context.set_progress(done / count, f"resized {done} of {count}")
+    context.set_meta(sizes=[64, 256, 1024])
+    return count

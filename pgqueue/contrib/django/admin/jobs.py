@@ -21,6 +21,7 @@ from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
@@ -167,11 +168,13 @@ class JobAdmin(admin.ModelAdmin):
         ("Job", {"fields": ("id", "task_name", "queue", "priority", "worker_id",
                             "abort_requested", "timeout_seconds")}),
         ("Keys", {"fields": ("unique_key", "lock", "concurrency_key", "workflow_id")}),
-        ("Arguments and result", {"fields": ("args_pretty", "kwargs_pretty", "result_pretty")}),
+        ("Arguments and result", {"fields": ("args_pretty", "kwargs_pretty", "result_pretty",
+                                             "meta_pretty")}),
     )
     readonly_fields = ("id", "task_name", "queue", "priority", "worker_id", "abort_requested",
                        "timeout_seconds", "unique_key", "lock", "concurrency_key",
-                       "workflow_id", "args_pretty", "kwargs_pretty", "result_pretty")
+                       "workflow_id", "args_pretty", "kwargs_pretty", "result_pretty",
+                       "meta_pretty")
 
     if hasattr(admin, "ShowFacets"):
         show_facets = admin.ShowFacets.NEVER  # a count per filter choice would scan the table
@@ -191,6 +194,9 @@ class JobAdmin(admin.ModelAdmin):
         if job.finished_at is not None:
             return format_html("finished {}", when(job.finished_at, short=True))
         if job.state == "running" and job.started_at is not None:
+            if job.progress is not None:
+                return format_html("started {} · {}%", when(job.started_at, short=True),
+                                   round(job.progress * 100))
             return format_html("started {}", when(job.started_at, short=True))
         return format_html("due {}", when(job.run_at, short=True))
 
@@ -225,6 +231,10 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="result")
     def result_pretty(self, job: Job) -> str:
         return _pretty_json(job.result) if job.state == "succeeded" else "-"
+
+    @admin.display(description="meta")
+    def meta_pretty(self, job: Job) -> str:
+        return _pretty_json(job.meta) if job.meta is not None else "-"
 
     # -- one workflow's jobs (?workflow_id=) ----------------------------------------------
 
@@ -305,6 +315,8 @@ class JobAdmin(admin.ModelAdmin):
             "traceback": split_traceback(job.error_traceback) if job.error_traceback else None,
             "workflow": workflow_summary(job.workflow_id) if job.workflow_id else None,
             "relatives": job_relatives(job.id),
+            "progress_percent": None if job.progress is None else round(job.progress * 100),
+            "progress_age": seconds(timezone.now() - job.progress_at) if job.progress_at else "",
             "times": [("Enqueued", when(job.enqueued_at), ""),
                       ("Run at", when(job.run_at), ""),
                       ("Started", when(job.started_at),
