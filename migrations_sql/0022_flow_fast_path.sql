@@ -23,6 +23,11 @@
 --      included) before its WHEN clause could say no; the line is now re-entered by the retry
 --      functions and queries themselves (pgqueue.lock_line_state);
 --    - three CHECK constraints on the key columns, checked on every update: one now;
+--    - two partial indexes of running jobs, (worker_id) and (queue, concurrency_key), so two
+--      entries for every claimed job: one index (queue, concurrency_key, worker_id) now. The
+--      queue limits count a queue's (or a key's) running jobs by its leading columns; a
+--      worker's running jobs (heartbeat, views) are a filter over the running jobs' entries,
+--      as many as the workers have slots;
 --    - the claim of a queue whose limit row exists but has no rate limit or per-key limit
 --      walked its jobs row by row in PL/pgSQL: one set-based walk now, and served queues
 --      without a limits row take the unlimited path even when other queues have limits.
@@ -495,6 +500,11 @@ BEGIN
     RETURN retried;
 END;
 $$;
+
+DROP INDEX pgqueue.jobs_running_worker_idx;
+DROP INDEX pgqueue.jobs_running_queue_idx;
+CREATE INDEX jobs_running_idx ON pgqueue.jobs (queue, concurrency_key, worker_id)
+    WHERE state = 'running';
 
 -- Existing rows satisfied the three checks this one replaces (NOT VALID: no table scan).
 ALTER TABLE pgqueue.jobs
