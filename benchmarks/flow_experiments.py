@@ -20,10 +20,10 @@ swing by 30 %. It also runs the after engine with the acknowledgement written wi
 database and prints the server functions' calls and time per job (the claim function, the
 lock triggers, and `queue_is_paused`, which the idle worker's next-job query calls per row).
 
-`ratewindow` drains 20,000 jobs in batches of 10 from a queue limited to 1,000,000 starts a
-minute (never binds, and every start stays in the window) with each engine in turn, and reports
-the claim's backend CPU per claim by how many starts the window held: 0.5 ms to 6 ms for the
-recent_starts array of 0010, which every claim rewrote whole.
+`ratewindow` drains 2,000 jobs in claims of 10 from a queue limited to 1,000,000 starts an
+hour (never binds) whose window already holds 0, 10,000 or 50,000 starts, with each engine in
+turn, and reports the claim's backend CPU per claim: 0010's recent_starts array was rewritten
+whole by every claim, 0022's ring rewrites the claim's own slots.
 
 `passon` drains one-lock-per-job backlogs with the after engine's lock hand-over trigger as
 shipped and, in the other database, with that trigger sending its wake-up NOTIFY only when it
@@ -136,28 +136,41 @@ def lockstep(systems: dict[str, System], admin_dsn: str, jobs: int = 5000,
     return out
 
 
-def ratewindow(systems: dict[str, System], admin_dsn: str, jobs: int = 20_000,
-               size: int = 10) -> dict[str, Any]:
-    drainers = {}
-    for side in ("before", "after"):
-        drainers[side] = _Drainer(systems[side], None, jobs)
-        pg.execute(systems[side].dsn, "SELECT pgqueue.set_queue_limit(%s, 'rate_limit', %s)",
-                   params=(flow.QUEUE, "1000000/m"))
-    per_claim: dict[str, dict[int, list[int]]] = {side: {} for side in drainers}
-    busy = True
-    while busy:
-        busy = False
-        for side, drainer in drainers.items():
-            in_window, before = drainer.done, drainer.claim_ns
-            if drainer.batch(size):
-                busy = True
-                per_claim[side].setdefault(in_window // 5000 * 5000, []).append(
-                    drainer.claim_ns - before)
-    out = {side: {f"{start:,}-{start + 4999:,} starts in the window":
-                  statistics.median(times) / 1000 for start, times in sorted(buckets.items())}
+PREFILL_RING = """
+INSERT INTO pgqueue.queue_rate_starts (queue, slot, started_at)
+SELECT %(queue)s, n - 1, now() - interval '10 minutes' + n * interval '1 ms'
+FROM generate_series(1, %(starts)s) AS n;
+UPDATE pgqueue.queue_limits SET rate_next = %(starts)s WHERE queue = %(queue)s"""
+PREFILL_ARRAY = """
+UPDATE pgqueue.queue_limits
+SET recent_starts = ARRAY(SELECT now() - interval '10 minutes' + n * interval '1 ms'
+                          FROM generate_series(%(starts)s, 1, -1) AS n)
+WHERE queue = %(queue)s"""
+"""A window of `starts` starts of the last ten minutes, as each engine keeps it (the ring of
+migration 0022, or 0010's recent_starts array, newest first)."""
+
+
+def ratewindow(systems: dict[str, System], admin_dsn: str, claims: int = 200,
+               size: int = 10, reps: int = 3) -> dict[str, Any]:
+    per_claim: dict[str, dict[int, list[float]]] = {side: {} for side in systems}
+    for _ in range(reps):
+        for starts in (0, 10_000, 50_000):
+            for side, system in systems.items():
+                drainer = _Drainer(system, None, claims * size)
+                conn = drainer.conn
+                conn.execute("SELECT pgqueue.set_queue_limit(%s, 'rate_limit', '1000000/h')",
+                             (flow.QUEUE,))
+                ring = conn.execute("SELECT to_regclass('pgqueue.queue_rate_starts') IS NOT "
+                                    "NULL").fetchone()[0]
+                for statement in (PREFILL_RING if ring else PREFILL_ARRAY).split(";"):
+                    conn.execute(statement, {"queue": flow.QUEUE, "starts": starts})
+                while drainer.batch(size):
+                    pass
+                per_claim[side].setdefault(starts, []).append(
+                    drainer.close()["claim_us"] * size)
+    out = {side: {f"{starts:,} starts in the window": statistics.median(times)
+                  for starts, times in sorted(buckets.items())}
            for side, buckets in per_claim.items()}
-    for drainer in drainers.values():
-        drainer.close()
     progress.say(f"claim CPU us per claim of {size}: {json.dumps(out, indent=1)}")
     return out
 
