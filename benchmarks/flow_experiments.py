@@ -158,6 +158,7 @@ def ratewindow(systems: dict[str, System], admin_dsn: str, claims: int = 200,
             for side, system in systems.items():
                 drainer = _Drainer(system, None, claims * size)
                 conn = drainer.conn
+                conn.execute("DELETE FROM pgqueue.queue_limits")
                 conn.execute("SELECT pgqueue.set_queue_limit(%s, 'rate_limit', '1000000/h')",
                              (flow.QUEUE,))
                 ring = conn.execute("SELECT to_regclass('pgqueue.queue_rate_starts') IS NOT "
