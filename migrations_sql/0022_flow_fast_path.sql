@@ -371,19 +371,12 @@ BEGIN
         -- and never before the newest start a ring holds (a clock stepped back must not put
         -- starts behind a window already judged); the claim's UPDATE writes it to
         -- jobs.started_at (pgqueue.claim_started_at), so the windows and the jobs agree.
-        started_at := clock_timestamp();
-        FOR ring IN
-            SELECT l.queue, l.rate_limit, l.rate_next, c.started
-            FROM (SELECT j.queue, count(*)::integer AS started FROM pgqueue.jobs AS j
-                  WHERE j.id = ANY(chosen) GROUP BY j.queue) AS c
-            JOIN pgqueue.queue_limits AS l ON l.queue = c.queue
+        started_at := greatest(clock_timestamp(), (
+            SELECT max(r.started_at) FROM pgqueue.queue_limits AS l
+            JOIN pgqueue.queue_rate_starts AS r
+              ON r.queue = l.queue AND r.slot = (l.rate_next + l.rate_limit - 1) % l.rate_limit
             WHERE l.rate_limit IS NOT NULL
-        LOOP
-            started_at := greatest(started_at, (
-                SELECT r.started_at FROM pgqueue.queue_rate_starts AS r
-                WHERE r.queue = ring.queue
-                  AND r.slot = (ring.rate_next + ring.rate_limit - 1) % ring.rate_limit));
-        END LOOP;
+              AND l.queue IN (SELECT j.queue FROM pgqueue.jobs AS j WHERE j.id = ANY(chosen))));
         FOR ring IN
             SELECT l.queue, l.rate_limit, l.rate_next, c.started
             FROM (SELECT j.queue, count(*)::integer AS started FROM pgqueue.jobs AS j

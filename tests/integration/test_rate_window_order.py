@@ -77,3 +77,22 @@ def test_a_claim_that_waited_for_the_lock_is_judged_and_stamped_after_it(
             "(SELECT max(started_at) FROM pgqueue.jobs WHERE id <> %s)",
             (taken[0], taken[0])).fetchone()
     assert late_start >= holder_start  # stamped in the order the claims held the lock
+
+
+def test_starts_are_never_stamped_before_the_newest_one_recorded(
+    app: pgqueue.App, dsn: str
+) -> None:
+    """A server clock stepped back (here: the last start recorded an hour ahead of it) must not
+    stamp new starts behind a window already judged: the stamp waits for the newest start."""
+    worker_id = app.db.run(store.register_worker(name="w", hostname="h", pid=1, queues=None,
+                                                 concurrency=100))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgqueue.set_queue_limit('api', 'rate_limit', '100/h')")
+        core_app.add.using(queue="api").defer_many([(n, n) for n in range(3)])
+        assert len(_claim(conn, worker_id, 1)) == 1
+        ahead = conn.execute("UPDATE pgqueue.queue_rate_starts SET started_at = started_at + "
+                             "interval '1 hour' RETURNING started_at").fetchone()[0]
+        taken = _claim(conn, worker_id, 2)
+        stamps = [row[0] for row in conn.execute(
+            "SELECT started_at FROM pgqueue.jobs WHERE id = ANY(%s)", (taken,))]
+    assert len(stamps) == 2 and min(stamps) >= ahead
