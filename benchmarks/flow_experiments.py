@@ -4,6 +4,7 @@ docs/benchmarks.md (`python -m benchmarks flow` gives the rates; these say why).
     python -m benchmarks.flow_experiments lockstep [BEFORE AFTER]   # claim/ack CPU per job
     python -m benchmarks.flow_experiments functions [AFTER]         # server functions per case
     python -m benchmarks.flow_experiments passon [AFTER]            # the lock hand-over's NOTIFY
+    python -m benchmarks.flow_experiments ratewindow [BEFORE AFTER] # a rate limit's claim cost
 
 BEFORE defaults to 3dc12ce (flow.BEFORE), AFTER to HEAD; both run as frozen copies.
 
@@ -18,6 +19,11 @@ swing by 30 %. It also runs the after engine with the acknowledgement written wi
 `functions` runs each `flow` case of the after engine once with `track_functions = all` on its
 database and prints the server functions' calls and time per job (the claim function, the
 lock triggers, and `queue_is_paused`, which the idle worker's next-job query calls per row).
+
+`ratewindow` drains 2,000 jobs in claims of 10 from a queue limited to 1,000,000 starts an
+hour (never binds) whose window already holds 0, 10,000 or 50,000 starts, with each engine in
+turn, and reports the claim's backend CPU per claim: 0010's recent_starts array was rewritten
+whole by every claim, 0022's ring rewrites the claim's own slots.
 
 `passon` drains one-lock-per-job backlogs with the after engine's lock hand-over trigger as
 shipped and, in the other database, with that trigger sending its wake-up NOTIFY only when it
@@ -130,6 +136,46 @@ def lockstep(systems: dict[str, System], admin_dsn: str, jobs: int = 5000,
     return out
 
 
+PREFILL_RING = """
+INSERT INTO pgqueue.queue_rate_starts (queue, slot, started_at)
+SELECT %(queue)s, n - 1, now() - interval '10 minutes' + n * interval '1 ms'
+FROM generate_series(1, %(starts)s) AS n;
+UPDATE pgqueue.queue_limits SET rate_next = %(starts)s WHERE queue = %(queue)s"""
+PREFILL_ARRAY = """
+UPDATE pgqueue.queue_limits
+SET recent_starts = ARRAY(SELECT now() - interval '10 minutes' + n * interval '1 ms'
+                          FROM generate_series(%(starts)s, 1, -1) AS n)
+WHERE queue = %(queue)s"""
+"""A window of `starts` starts of the last ten minutes, as each engine keeps it (the ring of
+migration 0022, or 0010's recent_starts array, newest first)."""
+
+
+def ratewindow(systems: dict[str, System], admin_dsn: str, claims: int = 200,
+               size: int = 10, reps: int = 3) -> dict[str, Any]:
+    per_claim: dict[str, dict[int, list[float]]] = {side: {} for side in systems}
+    for _ in range(reps):
+        for starts in (0, 10_000, 50_000):
+            for side, system in systems.items():
+                drainer = _Drainer(system, None, claims * size)
+                conn = drainer.conn
+                conn.execute("DELETE FROM pgqueue.queue_limits")
+                conn.execute("SELECT pgqueue.set_queue_limit(%s, 'rate_limit', '1000000/h')",
+                             (flow.QUEUE,))
+                ring = conn.execute("SELECT to_regclass('pgqueue.queue_rate_starts') IS NOT "
+                                    "NULL").fetchone()[0]
+                for statement in (PREFILL_RING if ring else PREFILL_ARRAY).split(";"):
+                    conn.execute(statement, {"queue": flow.QUEUE, "starts": starts})
+                while drainer.batch(size):
+                    pass
+                per_claim[side].setdefault(starts, []).append(
+                    drainer.close()["claim_us"] * size)
+    out = {side: {f"{starts:,} starts in the window": statistics.median(times)
+                  for starts, times in sorted(buckets.items())}
+           for side, buckets in per_claim.items()}
+    progress.say(f"claim CPU us per claim of {size}: {json.dumps(out, indent=1)}")
+    return out
+
+
 def functions(systems: dict[str, System], admin_dsn: str, jobs: int = 3000) -> dict[str, Any]:
     system = systems["after"]
     pg.execute(admin_dsn, f"ALTER DATABASE \"{system.database}\" SET track_functions = 'all'")
@@ -187,7 +233,7 @@ def passon(systems: dict[str, System], admin_dsn: str, rounds: int = 5) -> dict[
 def main(argv: list[str]) -> int:
     what = argv[0] if argv else "lockstep"
     refs = argv[1:]
-    if what == "lockstep":
+    if what in ("lockstep", "ratewindow"):
         before = refs[0] if refs else flow.BEFORE
         after = refs[1] if len(refs) > 1 else "HEAD"
     else:  # one engine in both databases

@@ -114,12 +114,19 @@ COPY pgqueue.jobs (id, task_name, queue, args, kwargs, priority, max_attempts,
 -- The claim commits without waiting for the WAL flush (a claim lost in a crash only returns its
 -- job to queued): set_config(..., true) scopes that to this statement's own transaction, so it
 -- never leaks to the session (nor, behind a transaction-mode pooler, to another client's).
+-- started_at: when a rate limit counted these starts, the instant its window recorded them
+-- (migration 0022: taken after the queue's row lock, so stamps follow the order in which claims
+-- hold it; now(), the transaction's start, could precede a window another claim had already
+-- judged); now() otherwise. A sub-select, read once, after the ids (initplans run when first
+-- needed).
 -- Every returned value must decode whatever a producer wrote: arguments come back as text (the
 -- worker decodes each job's alone, see store._claimed_job) and times are clamped to what a
 -- Python datetime holds ('-infinity' is a valid run_at to Postgres, not to Python).
 UPDATE pgqueue.jobs AS j
 SET state = 'running', attempts = j.attempts + 1, worker_id = %(worker_id)s,
-    claim_token = gen_random_uuid(), started_at = now(), abort_requested = false
+    claim_token = gen_random_uuid(), abort_requested = false,
+    started_at = (SELECT coalesce(nullif(current_setting('pgqueue.claim_started_at', true), '')
+                                  ::timestamptz, now()))
 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit
 WHERE j.id = ANY((SELECT pgqueue.claimable_job_ids(%(limit)s, %(queues)s::text[],
                                                   %(tasks)s::text[]))::bigint[])
@@ -162,15 +169,15 @@ SELECT CASE WHEN EXISTS (
 
 -- name: seconds_until_rate_limit_reopens
 -- Asked only when a claim took nothing although jobs are due: if a rate limit holds due jobs of
--- these queues, how long until its window lets the next one start (recent_starts is newest
--- first, so element rate_limit is the oldest start still counted; it leaves the window at that
--- instant + rate_period). NULL: no rate limit holds them (a concurrency limit or a row lock
+-- these queues, how long until its window lets the next one start (the ring's slot rate_next
+-- holds the oldest of the last rate_limit starts, once the ring is full; it leaves the window at
+-- that instant + rate_period). NULL: no rate limit holds them (a concurrency limit or a row lock
 -- does; the worker finishing a job of that queue claims again at once).
-SELECT min(extract(epoch FROM l.recent_starts[l.rate_limit] + l.rate_period)
+SELECT min(extract(epoch FROM r.started_at + l.rate_period)
            - extract(epoch FROM now()))::float8 AS seconds
 FROM pgqueue.queue_limits AS l
-WHERE l.rate_limit IS NOT NULL AND cardinality(l.recent_starts) >= l.rate_limit
-  AND l.recent_starts[l.rate_limit] > now() - l.rate_period
+JOIN pgqueue.queue_rate_starts AS r ON r.queue = l.queue AND r.slot = l.rate_next
+WHERE l.rate_limit IS NOT NULL AND r.started_at > now() - l.rate_period
   AND (%(queues)s::text[] IS NULL OR l.queue = ANY(%(queues)s::text[]))
   AND NOT pgqueue.queue_is_paused(l.queue)
   AND EXISTS (SELECT 1 FROM pgqueue.jobs AS j
@@ -392,9 +399,12 @@ LIMIT %(limit)s;
 
 -- name: retry_job
 -- Operator retry of a finished job: queued again now, with a fresh attempt budget.
+-- A job of a lock goes back in its line (waiting behind an unfinished job of it: migration 0022).
 WITH retried AS (
     UPDATE pgqueue.jobs
-    SET state = 'queued', run_at = now(), attempts = 0, finished_at = NULL, worker_id = NULL,
+    SET state = CASE WHEN lock IS NULL THEN 'queued'
+                     ELSE pgqueue.lock_line_state(lock, id) END,
+        run_at = now(), attempts = 0, finished_at = NULL, worker_id = NULL,
         claim_token = NULL, abort_requested = false
     WHERE id = %(id)s AND state IN ('failed', 'cancelled', 'succeeded')
     RETURNING id
@@ -714,8 +724,9 @@ SELECT l.queue, l.concurrency, l.per_key_concurrency,
        l.set_by,
        (SELECT count(*) FROM pgqueue.jobs AS j
         WHERE j.queue = l.queue AND j.state = 'running')::int AS running,
-       (SELECT count(*) FROM unnest(l.recent_starts) AS s(started)
-        WHERE s.started > now() - l.rate_period)::int AS started_in_window,
+       (SELECT count(*) FROM pgqueue.queue_rate_starts AS r
+        WHERE r.queue = l.queue AND r.started_at > now() - l.rate_period)::int
+           AS started_in_window,
        EXISTS (SELECT 1 FROM pgqueue.paused_queues AS p WHERE p.queue = l.queue) AS paused
 FROM pgqueue.queue_limits AS l
 WHERE l.queue = %(queue)s;

@@ -5,6 +5,7 @@ stalls nothing else and costs the claim nothing."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 
 import psycopg
@@ -103,6 +104,49 @@ def test_the_lock_passes_on_whatever_ends_the_holder(app: pgqueue.App, dsn: str)
         assert _states(dsn, [ids[0], ids[4]]) == ["waiting", "queued"]
         with pytest.raises(psycopg.errors.UniqueViolation):  # the index backs the triggers
             conn.execute("UPDATE pgqueue.jobs SET state = 'queued' WHERE id = %s", (ids[0],))
+        end(ids[4], "succeeded")  # the retried job marked the holder it waits behind
+        assert _states(dsn, [ids[0]]) == ["queued"]
+
+
+def test_only_a_holder_something_waits_on_hands_its_lock_on(app: pgqueue.App, dsn: str) -> None:
+    alone = core_app.add.using(lock="alone").defer(1, b=1)
+    line = [core_app.add.using(lock="line").defer(n, b=n) for n in range(3)]
+    marked = ("SELECT id FROM pgqueue.jobs WHERE lock_waited_on "
+              "AND state IN ('queued', 'running') ORDER BY id")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert [row[0] for row in conn.execute(marked)] == [line[0]]
+        conn.execute("UPDATE pgqueue.jobs SET state = 'succeeded' WHERE id = %s", (line[0],))
+        assert [row[0] for row in conn.execute(marked)] == [line[1]]  # more wait behind it
+        conn.execute("UPDATE pgqueue.jobs SET state = 'succeeded' WHERE id = %s", (line[1],))
+        assert [row[0] for row in conn.execute(marked)] == []  # the last of the line
+        assert _states(dsn, [alone, line[2]]) == ["queued", "queued"]
+
+
+@pytest.mark.parametrize("waiting_already", [False, True])
+def test_a_job_entering_a_line_while_its_holder_is_acknowledged_is_never_stranded(
+    app: pgqueue.App, dsn: str, waiting_already: bool
+) -> None:
+    """The holder's acknowledgement holds its row, uncommitted, while a new job of the lock is
+    inserted: the insert waits for that commit, then queues the new job (the lock is free) or
+    leaves it waiting behind a job the acknowledgement handed the lock to; never waiting with
+    nobody left to hand the lock on."""
+    holder = core_app.add.using(lock="L").defer(0, b=0)
+    behind = [core_app.add.using(lock="L").defer(1, b=1)] if waiting_already else []
+    with psycopg.connect(dsn) as ack:
+        ack.execute("UPDATE pgqueue.jobs SET state = 'succeeded', finished_at = now() "
+                    "WHERE id = %s", (holder,))
+        entered: list[int] = []
+        inserting = threading.Thread(
+            target=lambda: entered.append(core_app.add.using(lock="L").defer(2, b=2)))
+        inserting.start()
+        wait_until(lambda: scalar(dsn, "SELECT count(*) FROM pg_stat_activity "
+                                       "WHERE wait_event_type = 'Lock' AND datname = "
+                                       "current_database()") == 1,
+                   message="the insert to wait for the acknowledgement")
+        ack.commit()
+        inserting.join(timeout=10)
+    assert _states(dsn, [*behind, *entered]) == (
+        ["queued", "waiting"] if waiting_already else ["queued"])
 
 
 def test_sql_and_cli_enqueue_behind_a_lock(app: pgqueue.App, dsn: str) -> None:

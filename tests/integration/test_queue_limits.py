@@ -85,6 +85,28 @@ def test_rate_limit_counts_starts_in_a_sliding_window(
     assert time.monotonic() - started >= 0.9 and len(second) == 4
 
 
+def test_a_rate_window_is_a_ring_of_the_last_n_starts(app: pgqueue.App, dsn: str, claim) -> None:
+    def ring() -> tuple[int, int]:
+        return scalar(dsn, "SELECT ARRAY[(SELECT count(*) FROM pgqueue.queue_rate_starts "
+                           "WHERE queue = 'api'), (SELECT rate_next FROM pgqueue.queue_limits "
+                           "WHERE queue = 'api')]")
+
+    _limit(dsn, "api", "rate_limit", "3/m")
+    core_app.add.using(queue="api").defer_many([(n, n) for n in range(10)])
+    assert len(claim(limit=2)) == 2 and ring() == [2, 2]
+    assert len(claim()) == 1 and ring() == [3, 0]  # full: slot 0 is the oldest start
+    assert claim() == []
+    _limit(dsn, "api", "rate_limit", "5/m")  # renumbered for N = 5, the 3 starts kept
+    assert ring() == [3, 3] and len(claim()) == 2 and ring() == [5, 0]
+    _limit(dsn, "api", "rate_limit", "2/m")  # the newest 2 kept: still full
+    assert ring() == [2, 0] and claim() == []
+    assert scalar(dsn, "SELECT started_in_rate_window FROM pgqueue.queue_flow "
+                       "WHERE queue = 'api'") == 2
+    _limit(dsn, "api", "concurrency", "10")
+    _limit(dsn, "api", "rate_limit", None)  # cleared: the window goes with it
+    assert ring() == [0, 0] and len(claim(limit=2)) == 2
+
+
 def test_declared_limits_are_written_at_worker_start_and_runtime_changes_stand(
     app: pgqueue.App, dsn: str
 ) -> None:

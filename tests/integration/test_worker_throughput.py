@@ -203,7 +203,7 @@ def test_acknowledgements_probe_the_primary_key_whatever_the_statistics_say(
         conn.execute(f"PREPARE ack AS {sql}")
         plan = "\n".join(row[0] for row in conn.execute(psycopg.sql.SQL(
             "EXPLAIN EXECUTE ack({})").format(psycopg.sql.SQL(", ").join(arguments))))
-    assert "jobs_running_worker_idx" not in plan, plan
+    assert "jobs_running_idx" not in plan, plan
 
 
 def test_claims_commit_without_waiting_for_the_flush_and_acknowledgements_wait(

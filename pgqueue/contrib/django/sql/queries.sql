@@ -8,10 +8,13 @@
 -- The admin's bulk retry: every selected finished job queued again now with a fresh attempt
 -- budget, in one statement and one NOTIFY. A job whose unique key an unfinished job holds now
 -- is left alone (queuing it would break jobs_unique_key_idx and fail the whole statement), and
--- of several selected jobs sharing a key only the newest is queued.
+-- of several selected jobs sharing a key only the newest is queued. A job of a lock goes back
+-- in its line (waiting behind an unfinished job of it: migration 0022).
 WITH retried AS (
     UPDATE pgqueue.jobs AS j
-    SET state = 'queued', run_at = now(), attempts = 0, finished_at = NULL, worker_id = NULL,
+    SET state = CASE WHEN j.lock IS NULL THEN 'queued'
+                     ELSE pgqueue.lock_line_state(j.lock, j.id) END,
+        run_at = now(), attempts = 0, finished_at = NULL, worker_id = NULL,
         claim_token = NULL, abort_requested = false
     WHERE j.id = ANY(%(ids)s::bigint[]) AND j.state IN ('failed', 'cancelled', 'succeeded')
       AND NOT (j.unique_key IS NOT NULL AND EXISTS (

@@ -1,0 +1,11 @@
+# ruff: noqa: RUF012
+"""Runs migrations_sql/0022_flow_fast_path.sql."""
+
+from django.db import migrations
+
+from pgqueue.contrib.django.operations import RunSqlFile
+
+
+class Migration(migrations.Migration):
+    dependencies = [("pgqueue", "0020_canvas")]
+    operations = [RunSqlFile("0022_flow_fast_path")]
