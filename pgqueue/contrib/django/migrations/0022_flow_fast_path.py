@@ -7,5 +7,5 @@ from pgqueue.contrib.django.operations import RunSqlFile
 
 
 class Migration(migrations.Migration):
-    dependencies = [("pgqueue", "0020_canvas")]
+    dependencies = [("pgqueue", "0021_progress")]
     operations = [RunSqlFile("0022_flow_fast_path")]
