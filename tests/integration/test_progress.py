@@ -112,7 +112,8 @@ def test_the_views_show_running_jobs_progress(
     flag = tmp_path / "go"
     job_id = progress_app.report_then_wait.defer(str(flag))
     worker_thread(progress_interval=0.05)
-    wait_until(lambda: app.get_job(job_id).progress is not None, message="progress written")
+    # set_progress and set_meta are two calls: a flush may fall between them.
+    wait_until(lambda: app.get_job(job_id).meta is not None, message="progress and meta written")
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT progress, progress_message, worker_name FROM "
                            "pgqueue.running_jobs WHERE id = %s", (job_id,)).fetchone()
