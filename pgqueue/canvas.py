@@ -1,10 +1,11 @@
 """Workflows: signatures (`task.s(...)`), `chain`, `group` and `chord`, enqueued in one
 transaction as jobs linked by dependencies (migration 0018) and tagged with one workflow id.
 
-A workflow is first planned in Python (every argument checked, nothing written), then written:
-roots as plain jobs, every later step with `pgqueue.enqueue_after`. The release trigger hands
-results on (migration 0020): a step after a single step gets that step's result as its first
-argument, a step after a group (a chord's callback) the list of the group's results, in order.
+A workflow is first planned in Python (every argument checked, nothing written), then written
+by one call to `pgqueue.enqueue_workflow` (migration 0023): every step and every edge at once.
+The release trigger hands results on (migrations 0020, 0023): a step after a single step gets
+that step's result as its first argument, a step after a group (a chord's callback) the list of
+the group's results, in order.
 """
 
 from __future__ import annotations
@@ -185,28 +186,23 @@ class WorkflowHandle:
 
 def _write(app: App, steps: list[_Step], last: tuple[int, ...], passing: PassResults,
            connection: ExternalConnection) -> WorkflowHandle:
-    ids: list[int] = []
-    for step in steps:
+    rows: list[dict[str, Any]] = []
+    edges: list[tuple[int, int]] = []
+    for position, step in enumerate(steps, start=1):
         task = step.signature.task
         args_json, kwargs_json = encode_arguments(step.signature.args, step.signature.kwargs,
                                                   max_bytes=app.max_payload_bytes)
         run_at, delay = check_schedule(task.run_at, task.delay)
-        fields: dict[str, Any] = {
+        rows.append({
             "task_name": task.name, "queue": task.queue, "args_json": args_json,
             "kwargs_json": kwargs_json, "priority": task.priority, "run_at": run_at,
             "delay": delay, "max_attempts": task.retry.max_attempts,
-            "timeout_seconds": task.timeout, "concurrency_key": task.concurrency_key}
-        if step.parents:
-            call = store.insert_dependent_job(
-                **fields, parent_ids=[ids[i] for i in step.parents],
-                on_parent_failure=task.on_parent_failure)
-        else:
-            call = store.insert_job(**fields)
-        ids.append(run_on(connection, call))
+            "timeout_seconds": task.timeout, "concurrency_key": task.concurrency_key,
+            "on_parent_failure": task.on_parent_failure, "pass_results": step.pass_results})
+        edges.extend((position, parent + 1) for parent in step.parents)
     workflow_id = uuid.uuid4()
-    run_on(connection, store.tag_workflow(
-        workflow_id=workflow_id, job_ids=ids,
-        pass_results=[step.pass_results for step in steps]))
+    ids = run_on(connection, store.enqueue_workflow(workflow_id=workflow_id, steps=rows,
+                                                    edges=edges))
     return WorkflowHandle(app, workflow_id, tuple(ids), tuple(ids[i] for i in last),
                           ends_with_group=passing == "list")
 

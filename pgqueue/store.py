@@ -512,11 +512,25 @@ def queue_is_paused(*, queue: str) -> Call[bool]:
     return Call("queue_is_paused", {"queue": queue}, lambda rows: bool(rows[0]["paused"]))
 
 
-def tag_workflow(*, workflow_id: uuid.UUID, job_ids: Sequence[int],
-                 pass_results: Sequence[str | None]) -> Call[int]:
-    return Call("tag_workflow", {"workflow_id": workflow_id, "job_ids": list(job_ids),
-                                 "pass_results": list(pass_results)},
-                lambda rows: rows[0]["tagged"])
+def enqueue_workflow(*, workflow_id: uuid.UUID, steps: Sequence[Mapping[str, Any]],
+                     edges: Sequence[tuple[int, int]]) -> Call[list[int]]:
+    """`steps`: each an insert_job's fields plus `on_parent_failure` and `pass_results`;
+    `edges`: (child, parent) step positions, counted from 1. Returns the ids in step order."""
+    def column(key: str) -> list[Any]:
+        return [step[key] for step in steps]
+
+    return Call("enqueue_workflow", {
+        "workflow_id": workflow_id, "task_names": column("task_name"),
+        "queues": column("queue"), "args": column("args_json"),
+        "kwargs": column("kwargs_json"), "priorities": column("priority"),
+        "run_ats": column("run_at"), "delays": column("delay"),
+        "max_attempts": column("max_attempts"), "timeouts": column("timeout_seconds"),
+        "concurrency_keys": column("concurrency_key"),
+        "on_parent_failure": column("on_parent_failure"),
+        "pass_results": column("pass_results"),
+        "edge_children": [child for child, _ in edges],
+        "edge_parents": [parent for _, parent in edges],
+    }, lambda rows: list(rows[0]["ids"]))
 
 
 def workflow_jobs(workflow_id: uuid.UUID) -> Call[list[Row]]:
