@@ -513,24 +513,21 @@ def queue_is_paused(*, queue: str) -> Call[bool]:
 
 
 def enqueue_workflow(*, workflow_id: uuid.UUID, steps: Sequence[Mapping[str, Any]],
+                     args: Sequence[str], kwargs: Sequence[str],
                      edges: Sequence[tuple[int, int]]) -> Call[list[int]]:
-    """`steps`: each an insert_job's fields plus `on_parent_failure` and `pass_results`;
-    `edges`: (child, parent) step positions, counted from 1. Returns the ids in step order."""
-    def column(key: str) -> list[Any]:
-        return [step[key] for step in steps]
-
+    """`steps`: the job columns of each step (JSON-ready: run_at as ISO text), `args` and
+    `kwargs` its arguments as JSON; `edges`: (child, parent) step positions, counted from 1.
+    Returns the ids in step order."""
     return Call("enqueue_workflow", {
-        "workflow_id": workflow_id, "task_names": column("task_name"),
-        "queues": column("queue"), "args": column("args_json"),
-        "kwargs": column("kwargs_json"), "priorities": column("priority"),
-        "run_ats": column("run_at"), "delays": column("delay"),
-        "max_attempts": column("max_attempts"), "timeouts": column("timeout_seconds"),
-        "concurrency_keys": column("concurrency_key"),
-        "on_parent_failure": column("on_parent_failure"),
-        "pass_results": column("pass_results"),
-        "edge_children": [child for child, _ in edges],
+        "workflow_id": workflow_id, "steps": json.dumps(steps), "args": _json_array(args),
+        "kwargs": _json_array(kwargs), "edge_children": [child for child, _ in edges],
         "edge_parents": [parent for _, parent in edges],
     }, lambda rows: list(rows[0]["ids"]))
+
+
+def _json_array(documents: Sequence[str]) -> str:
+    """JSON documents, each already checked, as one JSON array."""
+    return f"[{','.join(documents)}]"
 
 
 def workflow_jobs(workflow_id: uuid.UUID) -> Call[list[Row]]:

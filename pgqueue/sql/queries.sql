@@ -704,15 +704,12 @@ SELECT pgqueue.resume_queue(%(queue)s) AS changed;
 SELECT pgqueue.queue_is_paused(%(queue)s) AS paused;
 
 -- name: enqueue_workflow
--- A whole workflow in one round trip (pgqueue.enqueue_workflow, 0023): step i is the i-th
--- element of every array, an edge a pair of step positions; the ids come back in step order.
--- One statement per step took 2.2 s for a chord of 10,000 parents (benchmarks/chord.py).
-SELECT pgqueue.enqueue_workflow(
-    %(workflow_id)s::uuid, %(task_names)s::text[], %(queues)s::text[], %(args)s::jsonb[],
-    %(kwargs)s::jsonb[], %(priorities)s::integer[], %(run_ats)s::timestamptz[],
-    %(delays)s::float8[], %(max_attempts)s::integer[], %(timeouts)s::float8[],
-    %(concurrency_keys)s::text[], %(on_parent_failure)s::text[], %(pass_results)s::text[],
-    %(edge_children)s::integer[], %(edge_parents)s::integer[]) AS ids;
+-- A whole workflow in one round trip (pgqueue.enqueue_workflow, 0023): the steps, their args and
+-- their kwargs as three JSON arrays, an edge as a pair of step positions; the ids come back in
+-- step order. One statement per step took 2.2 s for a chord of 10,000 parents.
+SELECT pgqueue.enqueue_workflow(%(workflow_id)s::uuid, %(steps)s::jsonb, %(args)s::jsonb,
+                                %(kwargs)s::jsonb, %(edge_children)s::integer[],
+                                %(edge_parents)s::integer[]) AS ids;
 
 -- name: workflow_jobs
 -- A workflow's jobs in enqueue order, with their states and results (jobs_workflow_idx).
