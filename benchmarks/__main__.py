@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     chord_cmd.add_argument("--rounds", type=int, default=3)
     chord_cmd.add_argument("--targets", default=",".join(chord.DEFAULT_TARGETS),
                            help="comma-separated subset of: " + ",".join(chord.TARGETS))
+    chord_cmd.add_argument("--before", default=None, metavar="GIT_REF",
+                           help="also pgqueue's plain jobs and chord on this commit's engine "
+                                "(a frozen copy, its own database), interleaved")
     chord_cmd.add_argument("--out", type=Path, default=run.RESULTS)
     report_cmd = commands.add_parser("report", help="rewrite the .md and .png of a results file")
     report_cmd.add_argument("json_file", type=Path)
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                  only=args.cases.split(",") if args.cases else None)
         return 0
     if args.command == "chord":
-        chord.run(args.jobs, args.concurrency, args.rounds, args.targets.split(","), args.out)
+        chord.run(args.jobs, args.concurrency, args.rounds, args.targets.split(","), args.out,
+                  before=args.before)
         return 0
     if args.command == "check":
         return check.check(update_baseline=args.update_baseline)

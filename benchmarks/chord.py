@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import envs, pg, progress
+from benchmarks import envs, pg, pin, progress
 from benchmarks import record as records
 from benchmarks.peers.chord_record import callback_runs
 from benchmarks.procs import ROOT, BenchError, Worker, run_json
@@ -39,13 +40,19 @@ CELERY_REDIS = "redis://127.0.0.1:6379/14"
 @dataclass(frozen=True)
 class Target:
     system: str
-    """pgqueue or celery."""
+    """pgqueue, pgqueue-before (the engine of `--before REF`) or celery."""
     kind: str
     """plain or chord."""
+    engine_dir: str | None = None
+    """A frozen copy of an engine (benchmarks/pin.py); None: the working tree."""
 
     @property
     def key(self) -> str:
         return f"{self.system}-{self.kind}"
+
+    @property
+    def is_pgqueue(self) -> bool:
+        return self.system != "celery"
 
 
 TARGETS = {t.key: t for t in (Target("pgqueue", "plain"), Target("pgqueue", "chord"),
@@ -55,18 +62,26 @@ DEFAULT_TARGETS = ("pgqueue-plain", "pgqueue-chord", "celery-chord")
 producer subscribes to each job's result as it sends it, and 10,000 sends took 48 s."""
 
 
-def _env(record_dir: Path, dsn: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PGQUEUE_")}
+def _pgqueue_python(target: Target, module: str) -> list[str]:
+    if target.engine_dir:
+        return [str(PROJECT_PYTHON), "-m", "benchmarks.pin", module]
+    return [str(PROJECT_PYTHON), "-m", module]
+
+
+def _env(record_dir: Path, dsn: str, target: Target | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PGQUEUE_") and k != "BENCH_ENGINE_DIR"}
     env.update({"PGQUEUE_DSN": dsn, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1",
                 "BENCH_RECORD_DIR": str(record_dir), "BENCH_CELERY_REDIS": CELERY_REDIS})
+    if target is not None and target.engine_dir:
+        env["BENCH_ENGINE_DIR"] = target.engine_dir
     return env
 
 
 def _workers(target: Target, concurrency: int, env: dict[str, str], log: Path) -> Worker:
-    if target.system == "pgqueue":
-        argv = [str(PROJECT_PYTHON.parent / "pgqueue"), "--app",
-                "benchmarks.peers.chord_app:app", "--log-level", "WARNING", "worker",
-                "--concurrency", str(concurrency)]
+    if target.is_pgqueue:
+        argv = [*_pgqueue_python(target, "pgqueue"), "--app", "benchmarks.peers.chord_app:app",
+                "--log-level", "WARNING", "worker", "--concurrency", str(concurrency)]
         return Worker(argv, env, log, processes=WORKERS)
     argv = [str(envs.python_for("celery")), "-m", "celery", "-A", "benchmarks.peers.chord_celery",
             "worker", "--pool", "threads", "--concurrency", str(concurrency),
@@ -76,15 +91,15 @@ def _workers(target: Target, concurrency: int, env: dict[str, str], log: Path) -
 
 
 def _producer(target: Target, *args: object, env: dict[str, str]) -> dict:
-    if target.system == "pgqueue":
-        argv = [str(PROJECT_PYTHON), "-m", "benchmarks.peers.chord_app"]
+    if target.is_pgqueue:
+        argv = _pgqueue_python(target, "benchmarks.peers.chord_app")
     else:
         argv = [str(envs.python_for("celery")), "-m", "benchmarks.peers.chord_celery"]
     return run_json([*argv, *map(str, args)], env)
 
 
 def _reset(target: Target, dsn: str, env: dict[str, str]) -> None:
-    if target.system == "pgqueue":
+    if target.is_pgqueue:
         pg.execute(dsn, "TRUNCATE pgqueue.jobs, pgqueue.job_dependencies, pgqueue.workers")
         pg.execute(dsn, "VACUUM ANALYZE pgqueue.jobs, pgqueue.job_dependencies")
     else:
@@ -92,7 +107,7 @@ def _reset(target: Target, dsn: str, env: dict[str, str]) -> None:
 
 
 def _wait_ready(target: Target, dsn: str, env: dict[str, str], workers: Worker) -> None:
-    if target.system == "celery":
+    if not target.is_pgqueue:
         _producer(target, "ready", WORKERS, env=env)
         return
     deadline = time.monotonic() + 60
@@ -101,6 +116,11 @@ def _wait_ready(target: Target, dsn: str, env: dict[str, str], workers: Worker) 
         if time.monotonic() > deadline:
             raise BenchError("pgqueue workers did not register")
         time.sleep(0.05)
+
+
+def _cpu_ns(target: Target, dsn: str, workers: Worker) -> dict[int, int]:
+    """pgqueue's workers and their database backends (Celery's Redis serves others too)."""
+    return pg.cpu_ns(dsn, workers.pids()) if target.is_pgqueue else {}
 
 
 def _wait_done(target: Target, jobs: int, record_dir: Path, workers: Worker,
@@ -122,16 +142,19 @@ def _wait_done(target: Target, jobs: int, record_dir: Path, workers: Worker,
 
 def run_round(target: Target, jobs: int, concurrency: int, dsn: str, logs: Path) -> dict:
     record_dir = Path(tempfile.mkdtemp(prefix=f"chord-{target.key}-"))
-    env = _env(record_dir, dsn)
+    env = _env(record_dir, dsn, target)
     _reset(target, dsn, env)
     workers = _workers(target, concurrency, env, logs / f"{target.key}.log")
     try:
         _wait_ready(target, dsn, env, workers)
         load_before = os.getloadavg()
+        cpu_before = _cpu_ns(target, dsn, workers)
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         produced = _producer(target, target.kind, jobs, env=env)
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         ended = _wait_done(target, jobs, record_dir, workers, timeout=600)
-        if target.kind == "chord":
-            time.sleep(0.5)  # a second run of the callback would show by now
+        time.sleep(0.5)  # the last acknowledgements land; a second callback run would show
+        cpu_after = _cpu_ns(target, dsn, workers)
     finally:
         workers.stop()
     runs = callback_runs(record_dir)
@@ -141,7 +164,12 @@ def run_round(target: Target, jobs: int, concurrency: int, dsn: str, logs: Path)
         "seconds": ended - produced["started"],
         "enqueue_seconds": produced["enqueued"] - produced["started"],
         "header_runs": ran, "load_before": load_before, "load_after": os.getloadavg(),
+        "producer_cpu_seconds": (children_after.ru_utime + children_after.ru_stime
+                                 - children_before.ru_utime - children_before.ru_stime),
     }
+    if cpu_after:
+        result["workers_and_db_cpu_seconds"] = sum(
+            ns - cpu_before.get(pid, 0) for pid, ns in cpu_after.items()) / 1e9
     if target.kind == "chord":
         result["callback_runs"] = len(runs)
         result["callback_results"] = runs[0][1] if runs else None
@@ -152,17 +180,23 @@ def run_round(target: Target, jobs: int, concurrency: int, dsn: str, logs: Path)
 
 
 def summarize(rounds: list[dict]) -> dict:
-    by_key: dict[str, list[float]] = {}
+    by_key: dict[str, list[dict]] = {}
     for r in rounds:
-        by_key.setdefault(f"{r['system']}-{r['kind']}", []).append(r["seconds"])
-    medians = {key: statistics.median(values) for key, values in by_key.items()}
-    summary: dict = {"median_seconds": medians}
-    ratios = [c["seconds"] / p["seconds"] for p, c in zip(
-        [r for r in rounds if r["system"] == "pgqueue" and r["kind"] == "plain"],
-        [r for r in rounds if r["system"] == "pgqueue" and r["kind"] == "chord"], strict=False)]
-    if ratios:
-        summary["pgqueue_chord_over_plain_per_round"] = ratios
-        summary["pgqueue_chord_over_plain_median"] = statistics.median(ratios)
+        by_key.setdefault(f"{r['system']}-{r['kind']}", []).append(r)
+    medians = {key: statistics.median(r["seconds"] for r in rs) for key, rs in by_key.items()}
+    summary: dict = {"median_seconds": medians, "chord_over_plain": {}}
+    for system in sorted({r["system"] for r in rounds}):
+        plain, chord = by_key.get(f"{system}-plain"), by_key.get(f"{system}-chord")
+        if not plain or not chord:
+            continue
+        ratios = [c["seconds"] / p["seconds"] for p, c in zip(plain, chord, strict=False)]
+        entry = {"per_round": ratios, "median": statistics.median(ratios)}
+        cpu = [(p.get("workers_and_db_cpu_seconds"), c.get("workers_and_db_cpu_seconds"))
+               for p, c in zip(plain, chord, strict=False)]
+        if all(p and c for p, c in cpu):
+            entry["cpu_median"] = (statistics.median(c for _, c in cpu)
+                                   / statistics.median(p for p, _ in cpu))
+        summary["chord_over_plain"][system] = entry
     if "celery-chord" in medians and "pgqueue-chord" in medians:
         summary["celery_chord_over_pgqueue_chord"] = (medians["celery-chord"]
                                                       / medians["pgqueue-chord"])
@@ -174,48 +208,67 @@ def report(data: dict) -> str:
     lines = [f"# Chord benchmark, {data['date']}", "",
              f"{data['jobs']:,} jobs, {WORKERS} worker processes x {data['concurrency']} "
              f"slots, {data['rounds']} interleaved rounds; {data['machine']}", "",
-             "| round | system | kind | seconds | enqueue s | load 1/5/15 before |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| round | system | kind | seconds | enqueue s | producer CPU s | "
+             "workers + db CPU s | load 1/5/15 before |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in data["results"]:
         load = "/".join(f"{v:.1f}" for v in r["load_before"])
+        cpu = r.get("workers_and_db_cpu_seconds")
         lines.append(f"| {r['round']} | {r['system']} | {r['kind']} | {r['seconds']:.2f} | "
-                     f"{r['enqueue_seconds']:.2f} | {load} |")
+                     f"{r['enqueue_seconds']:.2f} | {r['producer_cpu_seconds']:.2f} | "
+                     f"{'-' if cpu is None else f'{cpu:.2f}'} | {load} |")
     lines += ["", "Medians: " + ", ".join(f"{k} {v:.2f} s" for k, v in
                                           s["median_seconds"].items())]
-    if "pgqueue_chord_over_plain_median" in s:
-        lines.append("pgqueue chord / plain, per round: " + ", ".join(
-            f"{v:.2f}" for v in s["pgqueue_chord_over_plain_per_round"])
-            + f" (median {s['pgqueue_chord_over_plain_median']:.2f})")
+    for system, entry in s["chord_over_plain"].items():
+        cpu = (f"; workers + database CPU {entry['cpu_median']:.2f}"
+               if "cpu_median" in entry else "")
+        lines.append(f"{system} chord / plain, per round: "
+                     + ", ".join(f"{v:.2f}" for v in entry["per_round"])
+                     + f" (median {entry['median']:.2f}{cpu})")
     if "celery_chord_over_pgqueue_chord" in s:
         lines.append(f"Celery chord / pgqueue chord (medians): "
                      f"{s['celery_chord_over_pgqueue_chord']:.2f}")
     return "\n".join(lines) + "\n"
 
 
-def run(jobs: int, concurrency: int, rounds: int, keys: list[str], out: Path) -> Path:
+def run(jobs: int, concurrency: int, rounds: int, keys: list[str], out: Path,
+        before: str | None = None) -> Path:
+    """`before`: also run pgqueue's plain jobs and chord on that commit's engine, interleaved."""
     targets = [TARGETS[key] for key in keys]
+    engines: dict[str | None, str] = {None: "working tree"}
+    before_dir = None
+    if before:
+        directory, sha = pin.engine_snapshot(before)
+        before_dir = str(directory)
+        engines[before_dir] = sha
+        targets += [Target("pgqueue-before", kind, str(directory)) for kind in ("plain", "chord")]
     systems = {t.system for t in targets}
     logs = Path(tempfile.mkdtemp(prefix="chord-logs-"))
     results: list[dict] = []
     with pg.server() as admin:
-        dsn = pg.fresh_database(admin, f"pgqbench_chord_{os.getpid()}")
+        names = {engine: f"pgqbench_chord_{n}_{os.getpid()}" for n, engine in enumerate(engines)}
         try:
-            run_json([str(PROJECT_PYTHON), "-m", "benchmarks.peers.chord_app", "setup"],
-                     _env(logs, dsn))
+            dsns = {engine: pg.fresh_database(admin, name) for engine, name in names.items()}
+            for target in {t.engine_dir: t for t in targets if t.is_pgqueue}.values():
+                run_json([*_pgqueue_python(target, "benchmarks.peers.chord_app"), "setup"],
+                         _env(logs, dsns[target.engine_dir], target))
             for number in range(1, rounds + 1):
                 for target in targets:
-                    result = run_round(target, jobs, concurrency, dsn, logs)
+                    result = run_round(target, jobs, concurrency, dsns[target.engine_dir], logs)
                     result["round"] = number
                     results.append(result)
                     progress.say(f"round {number} {target.key}: {result['seconds']:.2f}s "
                                  f"(enqueue {result['enqueue_seconds']:.2f}s, load "
                                  f"{result['load_before'][0]:.1f})")
         finally:
-            pg.drop_database(admin, f"pgqbench_chord_{os.getpid()}")
+            for name in names.values():
+                pg.drop_database(admin, name)
     data = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "jobs": jobs,
             "concurrency": concurrency, "rounds": rounds, "workers": WORKERS,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "versions": envs.versions("celery") if "celery" in systems else {},
+            "engines": {"pgqueue": "working tree",
+                        **({"pgqueue-before": engines[before_dir]} if before_dir else {})},
             "results": results, "summary": summarize(results)}
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{datetime.now(UTC):%Y-%m-%d}-chord"
