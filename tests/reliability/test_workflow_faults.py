@@ -64,7 +64,9 @@ def test_a_worker_killed_inside_the_last_parents_acknowledgement(
         victim = workers.start(rel_dsn, "-c", "6", *HEARTBEAT)
         backend = wait_until(lambda: _ack_waiting_on_a_lock(rel_dsn), timeout=30,
                              message="the last parent's acknowledgement to wait on the callback")
+        # what the waiting acknowledgement holds is all that is left of the header
         assert scalar(rel_dsn, "SELECT count(*) FROM pgqueue.jobs WHERE state = 'running'") >= 1
+        assert scalar(rel_dsn, "SELECT count(*) FROM pgqueue.jobs WHERE state = 'queued'") == 0
         victim.kill()
         victim.wait(10)
         if its_backend == "dies_too":
@@ -88,12 +90,15 @@ def test_parents_ending_at_the_same_instant_on_different_workers(
     rel_dsn: str, workers: WorkerProcesses,
 ) -> None:
     """Both parents wait at an advisory lock the test holds, one on each of two single-slot
-    workers; the test lets go, and both acknowledgements race to queue the callback."""
+    workers; the test lets go, and both acknowledgements race to queue the callback. At least
+    40 rounds, and on until 5 of them had both acknowledgements start within 1 ms."""
     for _ in range(2):
         workers.start(rel_dsn, "-c", "1", "--poll-interval", "0.2")
-    rounds, gaps = 40, []
+    gaps: list[float] = []
     with psycopg.connect(rel_dsn, autocommit=True) as barrier:
-        for barrier_key in range(1, rounds + 1):
+        for barrier_key in range(1, 201):
+            if len(gaps) >= 40 and sum(gap < 1 for gap in gaps) >= 5:
+                break
             barrier.execute("SELECT pg_advisory_lock(%s)", (barrier_key,))
             handle = chord(_parts(2, barrier=barrier_key), core_app.chord_merge.s()).defer()
             wait_until(lambda key=barrier_key: scalar(
@@ -113,9 +118,9 @@ def test_parents_ending_at_the_same_instant_on_different_workers(
                          "::float8 * 1000 FROM pgqueue.jobs WHERE id = ANY(%s)",
                 (list(handle.job_ids[:2]),)))
     same_ms = sum(gap < 1 for gap in gaps)
-    print(f"\n[same instant] {rounds} chords of 2 parents: acknowledgements {same_ms} times "
+    print(f"\n[same instant] {len(gaps)} chords of 2 parents: acknowledgements {same_ms} times "
           f"within 1 ms of each other, median gap {statistics.median(gaps):.2f} ms")
-    assert same_ms >= 1, "the race was never run: the acknowledgements never overlapped"
+    assert same_ms >= 5, "the acknowledgements seldom started within the same millisecond"
 
 
 @pytest.mark.slow
