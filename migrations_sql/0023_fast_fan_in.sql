@@ -21,7 +21,8 @@
 --    stranded. It is queued once: the release is an UPDATE of a `blocked` row under its lock.
 --    The parent to leave the child to is searched from the highest id down: parents are claimed
 --    lowest first, so the highest are still queued (a lock on them delays no acknowledgement)
---    and the ended ones are not scanned, and the search costs one index entry per parent.
+--    and the ended ones are not scanned: the search costs one index entry per parent (about
+--    the same when parents end highest first: the ended edges' entries are marked dead).
 --    parents_pending is no longer counted down: it keeps the number of parents unfinished at
 --    enqueue time, and becomes 0 when the child is queued.
 
@@ -35,6 +36,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
     parent_state text := CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE NEW.state::text END;
     edge record;
+    other record;
+    leave_it boolean;
     queued_any boolean := false;
 BEGIN
     FOR edge IN
@@ -51,14 +54,26 @@ BEGIN
         END IF;
         -- (a) A parent still to end, whose end is not under way: its end settles the child.
         -- The state test is re-checked on the row's newest version once locked, so a parent
-        -- that ended after this statement's snapshot is passed over.
-        PERFORM 1
-        FROM pgqueue.job_dependencies AS d JOIN pgqueue.jobs AS p ON p.id = d.parent_id
-        WHERE d.child_id = edge.child_id AND NOT d.done
-          AND p.state::text NOT IN ('succeeded', 'failed', 'cancelled')
-        ORDER BY d.parent_id DESC LIMIT 1
-        FOR NO KEY UPDATE OF p SKIP LOCKED;
-        CONTINUE WHEN FOUND;
+        -- that ended after this statement's snapshot is passed over. One parent at a time,
+        -- not a join: with statistics saying the child has 10,000 edges, the join's plan
+        -- became a merge join walking the jobs' primary key over every ended parent (1.7 ms
+        -- a parent, 10 s for a chord whose parents end highest id first).
+        leave_it := false;
+        FOR other IN
+            SELECT d.parent_id FROM pgqueue.job_dependencies AS d
+            WHERE d.child_id = edge.child_id AND NOT d.done
+            ORDER BY d.parent_id DESC
+        LOOP
+            PERFORM 1 FROM pgqueue.jobs AS p
+            WHERE p.id = other.parent_id
+              AND p.state::text NOT IN ('succeeded', 'failed', 'cancelled')
+            FOR NO KEY UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                leave_it := true;
+                EXIT;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN leave_it;
         -- (b) Maybe the last: wait for the parents ending meanwhile, then count again.
         PERFORM 1 FROM pgqueue.jobs
         WHERE id = edge.child_id AND state::text = 'blocked' FOR NO KEY UPDATE;
