@@ -12,17 +12,18 @@
 --      a. if another parent has not ended and its end is not under way (its row is not locked),
 --         lock that parent's row and leave the child to it: that parent's end waits for this
 --         transaction to commit, and so sees this edge done;
---      b. otherwise every other parent has ended or is ending in a transaction of its own: lock
---         the child's row (those that got here first have then committed) and count the edges
---         not done again; none left: queue the child, with its parents' results.
+--      b. otherwise (or when none of the 32 highest pending parents is free) lock the child's
+--         row (the parents that got here first have then committed) and count the edges not
+--         done again; none left: queue the child, with its parents' results.
 --    Whatever order the transactions commit in, the one that commits last either found no
 --    parent to leave the child to (b) and counted after every other had committed, or left it to
 --    a parent whose end is still to come, which contradicts its being last: the child is never
 --    stranded. It is queued once: the release is an UPDATE of a `blocked` row under its lock.
 --    The parent to leave the child to is searched from the highest id down: parents are claimed
 --    lowest first, so the highest are still queued (a lock on them delays no acknowledgement)
---    and the ended ones are not scanned: the search costs one index entry per parent (about
---    the same when parents end highest first: the ended edges' entries are marked dead).
+--    and the ended ones are not scanned. Measured per parent's acknowledgement, 10,000 parents:
+--    +50 us of database CPU over a plain job ending lowest id first, +75 us highest first
+--    (python -m benchmarks.chord_lockstep).
 --    parents_pending is no longer counted down: it keeps the number of parents unfinished at
 --    enqueue time, and becomes 0 when the child is queued.
 
