@@ -1,5 +1,6 @@
 """Command line: `python -m benchmarks run --quick|--full`, `check --quick`, `report FILE`,
-`flow --before REF --after REF`."""
+`flow --before REF --after REF`,
+`chord` (a 10,000-parent chord beside 10,000 plain jobs, pgqueue and Celery)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import check, flow, metrics, report, run
+from benchmarks import check, chord, flow, metrics, report, run
 from benchmarks import systems as systems_module
 from benchmarks.systems import all_systems
 
@@ -51,6 +52,17 @@ def main(argv: list[str] | None = None) -> int:
                           help="comma-separated subset of: " + ",".join(
                               c.key for c in flow.cases(flow.FULL)))
     flow_cmd.add_argument("--out", type=Path, default=run.RESULTS)
+    chord_cmd = commands.add_parser(
+        "chord", help="a chord of N parents beside N plain jobs, pgqueue and Celery (4 workers)")
+    chord_cmd.add_argument("--jobs", type=int, default=10_000)
+    chord_cmd.add_argument("--concurrency", type=int, default=8, help="slots per worker")
+    chord_cmd.add_argument("--rounds", type=int, default=3)
+    chord_cmd.add_argument("--targets", default=",".join(chord.DEFAULT_TARGETS),
+                           help="comma-separated subset of: " + ",".join(chord.TARGETS))
+    chord_cmd.add_argument("--before", default=None, metavar="GIT_REF",
+                           help="also pgqueue's plain jobs and chord on this commit's engine "
+                                "(a frozen copy, its own database), interleaved")
+    chord_cmd.add_argument("--out", type=Path, default=run.RESULTS)
     report_cmd = commands.add_parser("report", help="rewrite the .md and .png of a results file")
     report_cmd.add_argument("json_file", type=Path)
     args = parser.parse_args(argv)
@@ -75,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             sizes = dataclasses.replace(sizes, rounds=args.rounds)
         flow.run(args.before, args.after, sizes, args.mode or "full", args.out,
                  only=args.cases.split(",") if args.cases else None)
+        return 0
+    if args.command == "chord":
+        chord.run(args.jobs, args.concurrency, args.rounds, args.targets.split(","), args.out,
+                  before=args.before)
         return 0
     if args.command == "check":
         return check.check(update_baseline=args.update_baseline)

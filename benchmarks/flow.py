@@ -144,19 +144,8 @@ def seed(system: System, jobs: int, lock_keys: int | None) -> dict[str, int]:
 
 
 def _cpu_ns(system: System, worker: Worker) -> dict[int, int]:
-    """Time on a CPU (ns, /proc/PID/schedstat) of the worker's processes and of the server
-    backends connected to its database (listed from the admin database, so that query's own
-    backend is not among them; none readable when the server runs elsewhere)."""
-    backends = pg.execute(pg.admin_of(system.dsn),
-                          "SELECT pid FROM pg_stat_activity WHERE datname = %s",
-                          params=(system.database,))
-    out: dict[int, int] = {}
-    for pid in [*worker.pids(), *(int(row[0]) for row in backends)]:
-        try:
-            out[pid] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
+    """Time on a CPU of the worker's processes and of the backends of its database."""
+    return pg.cpu_ns(system.dsn, worker.pids())
 
 
 def drain(system: System, jobs: int, concurrency: int, cap_s: float) -> dict[str, Any]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 LOCAL_DSNS = ("postgresql://127.0.0.1:5432/postgres", "postgresql://postgres@127.0.0.1:5432/postgres")
 SETTINGS_RECORDED = ("server_version", "fsync", "synchronous_commit", "shared_buffers",
@@ -87,3 +88,19 @@ def server_settings(dsn: str) -> dict[str, str]:
     rows = execute(dsn, "SELECT name, setting FROM pg_settings WHERE name = ANY(%(names)s)",
                    params={"names": list(SETTINGS_RECORDED)})
     return dict(rows)  # type: ignore[arg-type]
+
+
+def cpu_ns(dsn: str, pids: Sequence[int]) -> dict[int, int]:
+    """Time on a CPU (ns, /proc/PID/schedstat) of `pids` and of the server backends connected
+    to `dsn`'s database (listed from the admin database, so that query's own backend is not
+    among them; none readable when the server runs elsewhere)."""
+    database = conninfo_to_dict(dsn)["dbname"]
+    backends = execute(admin_of(dsn), "SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                       params=(database,))
+    out: dict[int, int] = {}
+    for pid in [*pids, *(int(row[0]) for row in backends)]:
+        try:
+            out[pid] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+    return out

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,13 +57,15 @@ class Worker:
     """
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], log: Path,
-                 processes: int = 1) -> None:
+                 processes: int = 1,
+                 per_process: Callable[[int], Sequence[str]] = lambda n: ()) -> None:
+        """`per_process(n)`: arguments added for the n-th process (a node name)."""
         self.started_at = time.time()
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.procs = [
-            subprocess.Popen(list(argv), env=dict(env), cwd=ROOT, stdout=self._log,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-            for _ in range(processes)
+            subprocess.Popen([*argv, *per_process(n)], env=dict(env), cwd=ROOT,
+                             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            for n in range(processes)
         ]
         self._peaks: dict[int, int] = {}
         self._done = threading.Event()

@@ -66,8 +66,8 @@ REVOKE EXECUTE ON FUNCTION pgqueue.retry_job(bigint), pgqueue.cancel_job(bigint)
 -- workers only, granted below.
 REVOKE EXECUTE ON FUNCTION pgqueue.enqueue_after(bigint[], text, text, text, jsonb, jsonb,
     integer, timestamptz, integer, double precision, text, text) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION pgqueue.tag_workflow(uuid, bigint[], text[]),
-    pgqueue.watch_jobs(bigint[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pgqueue.enqueue_workflow(uuid, jsonb, jsonb, jsonb, integer[],
+    integer[]), pgqueue.watch_jobs(bigint[]) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE pgqueue.prune(interval, interval, interval, integer, bigint)
     FROM PUBLIC;
 
@@ -92,8 +92,8 @@ GRANT EXECUTE ON FUNCTION pgqueue.enqueue_after(bigint[], text, text, text, json
     TO pgqueue_producer, pgqueue_worker;
 -- watch_jobs returns the results of the jobs named: a producer waiting for its own jobs
 -- (App.wait) reads them, as it reads nothing else of the table.
-GRANT EXECUTE ON FUNCTION pgqueue.tag_workflow(uuid, bigint[], text[]),
-    pgqueue.watch_jobs(bigint[]) TO pgqueue_producer, pgqueue_worker;
+GRANT EXECUTE ON FUNCTION pgqueue.enqueue_workflow(uuid, jsonb, jsonb, jsonb, integer[],
+    integer[]), pgqueue.watch_jobs(bigint[]) TO pgqueue_producer, pgqueue_worker;
 
 -- worker -------------------------------------------------------------------------------------
 -- Jobs: what a producer may insert (follow-up jobs, periodic ticks), and a job's life cycle

@@ -528,11 +528,22 @@ def queue_is_paused(*, queue: str) -> Call[bool]:
     return Call("queue_is_paused", {"queue": queue}, lambda rows: bool(rows[0]["paused"]))
 
 
-def tag_workflow(*, workflow_id: uuid.UUID, job_ids: Sequence[int],
-                 pass_results: Sequence[str | None]) -> Call[int]:
-    return Call("tag_workflow", {"workflow_id": workflow_id, "job_ids": list(job_ids),
-                                 "pass_results": list(pass_results)},
-                lambda rows: rows[0]["tagged"])
+def enqueue_workflow(*, workflow_id: uuid.UUID, steps: Sequence[Mapping[str, Any]],
+                     args: Sequence[str], kwargs: Sequence[str],
+                     edges: Sequence[tuple[int, int]]) -> Call[list[int]]:
+    """`steps`: the job columns of each step (JSON-ready: run_at as ISO text), `args` and
+    `kwargs` its arguments as JSON; `edges`: (child, parent) step positions, counted from 1.
+    Returns the ids in step order."""
+    return Call("enqueue_workflow", {
+        "workflow_id": workflow_id, "steps": json.dumps(steps), "args": _json_array(args),
+        "kwargs": _json_array(kwargs), "edge_children": [child for child, _ in edges],
+        "edge_parents": [parent for _, parent in edges],
+    }, lambda rows: list(rows[0]["ids"]))
+
+
+def _json_array(documents: Sequence[str]) -> str:
+    """JSON documents, each already checked, as one JSON array."""
+    return f"[{','.join(documents)}]"
 
 
 def workflow_jobs(workflow_id: uuid.UUID) -> Call[list[Row]]:

@@ -741,10 +741,13 @@ SELECT pgqueue.resume_queue(%(queue)s) AS changed;
 -- name: queue_is_paused
 SELECT pgqueue.queue_is_paused(%(queue)s) AS paused;
 
--- name: tag_workflow
--- Mark the jobs a workflow just enqueued, in its transaction (pgqueue.tag_workflow, 0020).
-SELECT pgqueue.tag_workflow(%(workflow_id)s::uuid, %(job_ids)s::bigint[],
-                            %(pass_results)s::text[]) AS tagged;
+-- name: enqueue_workflow
+-- A whole workflow in one round trip (pgqueue.enqueue_workflow, 0023): the steps, their args and
+-- their kwargs as three JSON arrays, an edge as a pair of step positions; the ids come back in
+-- step order. One statement per step took 2.2 s for a chord of 10,000 parents.
+SELECT pgqueue.enqueue_workflow(%(workflow_id)s::uuid, %(steps)s::jsonb, %(args)s::jsonb,
+                                %(kwargs)s::jsonb, %(edge_children)s::integer[],
+                                %(edge_parents)s::integer[]) AS ids;
 
 -- name: workflow_jobs
 -- A workflow's jobs in enqueue order, with their states, results, timings and parents

@@ -247,3 +247,25 @@ def hold_briefly(context: pgqueue.JobContext, seconds: float, fail: bool = False
     record(context, "end")
     if fail:
         raise RuntimeError("failing on purpose")
+
+
+@app.task(pass_context=True, retry=pgqueue.RetryPolicy(max_attempts=3, backoff="fixed",
+                                                       base_delay=0))
+def chord_part(context: pgqueue.JobContext, index: int, pause: float = 0.0,
+               barrier: int | None = None) -> int:
+    """A chord's parent (tests/reliability/test_workflow_faults.py): records its start, waits
+    `pause` seconds, or at `barrier` (an advisory lock the test holds; every parent waiting at
+    it returns at once when the test lets go), then returns its index."""
+    record(context, "part")
+    time.sleep(pause)
+    if barrier is not None:
+        _ledger_execute("SELECT pg_advisory_xact_lock_shared(%s)", (barrier,))
+    return index
+
+
+@app.task(pass_context=True, retry=pgqueue.RetryPolicy(max_attempts=3, backoff="fixed",
+                                                       base_delay=0))
+def chord_merge(context: pgqueue.JobContext, results: list[int]) -> list[int]:
+    """A chord's callback: every run is in the ledger (tag 'merge'); returns what it got."""
+    record(context, "merge")
+    return results

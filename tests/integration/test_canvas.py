@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -163,8 +164,9 @@ def test_a_callback_that_runs_anyway_gets_null_for_a_failed_parent(
 def test_chord_parents_acknowledged_at_once_hand_on_both_results(
     app: pgqueue.App, dsn: str,
 ) -> None:
-    """The second acknowledgement waits on the callback's row inside its trigger until the
-    first commits; the list it then writes holds the first's result too (a fresh snapshot)."""
+    """The first acknowledgement's trigger locks the other parent's row (it leaves the callback
+    to that parent's end, migration 0023), so the second acknowledgement waits until the first
+    commits; the list it then writes holds the first's result too (a fresh snapshot)."""
     handle = chord([double.s(1), double.s(2)], collect.s()).defer()
     header, callback = handle.job_ids[:2], handle.job_ids[2]
     scalar(dsn, "UPDATE pgqueue.jobs SET state = 'running' WHERE id = ANY(%s) RETURNING 1",
@@ -178,8 +180,39 @@ def test_chord_parents_acknowledged_at_once_hand_on_both_results(
         thread.start()
         wait_until(lambda: scalar(dsn, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity "
                                        "WHERE pid = %s", (blocked_pid,)),
-                   message="the second acknowledgement to wait on the callback's row")
+                   message="the second acknowledgement to wait for the first")
         first.commit()
         thread.join(30)
     assert scalar(dsn, "SELECT jsonb_build_array(state::text, args) FROM pgqueue.jobs "
                        "WHERE id = %s", (callback,)) == ["queued", [[2, 4]]]
+
+
+def test_every_step_keeps_its_tasks_options(app: pgqueue.App, dsn: str) -> None:
+    when = datetime.now(UTC) + timedelta(hours=1)
+    configured = add.using(queue="slow", priority=5, run_at=when, timeout=7.5,
+                           retry=3, concurrency_key="k",
+                           on_parent_failure="run")
+    handle = chain(double.s(1), configured.s(2), add.using(delay=60).s(3)).defer()
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT queue, priority, run_at, max_attempts, timeout_seconds, concurrency_key, "
+            "on_parent_failure, state::text, parents_pending, has_dependents, pass_results, "
+            "args, run_at > now() + interval '59 seconds' FROM pgqueue.jobs "
+            "WHERE id = ANY(%s) ORDER BY id", (list(handle.job_ids),)).fetchall()
+    assert rows[1][:9] == ("slow", 5, when, 4, 7.5, "k", "run", "blocked", 1)
+    assert [row[9:12] for row in rows] == [(True, None, [1]), (True, "one", [2]),
+                                           (False, "one", [3])]
+    assert rows[0][6] is None and rows[0][7] == "queued" and rows[2][12]
+    assert scalar(dsn, "SELECT count(*) FROM pgqueue.job_dependencies") == 2
+
+
+def test_enqueue_workflow_refuses_an_edge_that_does_not_point_back(dsn: str) -> None:
+    step = '{"task_name": "t", "queue": "default", "priority": 0, "delay": 0, "max_attempts": 1}'
+    with psycopg.connect(dsn) as conn:
+        for children, parents in (([1], [2]), ([2], [2]), ([3], [1]), ([2], [0])):
+            with pytest.raises(psycopg.errors.InvalidParameterValue):
+                conn.execute("SELECT pgqueue.enqueue_workflow(gen_random_uuid(), %s, "
+                             "'[[], []]', '[{}, {}]', %s, %s)",
+                             (f"[{step}, {step}]", children, parents))
+            conn.rollback()
+    assert scalar(dsn, "SELECT count(*) FROM pgqueue.jobs") == 0

@@ -102,9 +102,10 @@ def test_dependent_enqueue_joins_the_callers_transaction(app: pgqueue.App, dsn: 
 def test_two_parents_acknowledged_at_once_release_the_child_exactly_once(
     app: pgqueue.App, dsn: str,
 ) -> None:
-    """Two sessions record the two parents' successes at once: the second blocks on the child's
-    row inside its trigger until the first commits, then reads the count the first left; the
-    child is queued once, by the second."""
+    """Two sessions record the two parents' successes at once: the first's trigger locks the
+    second parent's row (leaving the child to its end, migration 0023), so the second waits
+    until the first commits, then finds no parent left; the child is queued once, by the
+    second."""
     parents = [retry_app.succeeds.defer() for _ in range(2)]
     child = retry_app.succeeds.using(depends_on=parents).defer()
     scalar(dsn, "UPDATE pgqueue.jobs SET state = 'running', claim_token = gen_random_uuid() "
@@ -126,7 +127,7 @@ def test_two_parents_acknowledged_at_once_release_the_child_exactly_once(
         thread.start()
         wait_until(lambda: scalar(dsn, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity "
                                        "WHERE pid = %s", (second_pid,)),
-                   message="the second acknowledgement to wait on the child's row")
+                   message="the second acknowledgement to wait for the first")
         assert scalar(dsn, "SELECT state::text FROM pgqueue.jobs WHERE id = %s",
                       (child,)) == "blocked"
         first.commit()

@@ -219,7 +219,8 @@ def test_producer_enqueues_a_workflow_and_waits_for_it(
         _assert_denied(conn, "UPDATE pgqueue.jobs SET workflow_id = NULL")
     with roles.connect_as(roles.observer) as conn:
         _assert_denied(conn, "SELECT pgqueue.watch_jobs(ARRAY[1]::bigint[])")
-        _assert_denied(conn, "SELECT pgqueue.tag_workflow(gen_random_uuid(), '{1}', '{one}')")
+        _assert_denied(conn, "SELECT pgqueue.enqueue_workflow(gen_random_uuid(), '[]', '[]', "
+                             "'[]', '{}', '{}')")
 
 
 def test_a_worker_role_without_the_progress_grants_still_records_outcomes(
