@@ -215,10 +215,13 @@ RETURNING j.id;
 
 -- name: delete_finished
 -- --delete-jobs: drop the row instead of recording the outcome (still fenced by the token).
+-- Not a row something still reads: a parent's row carries its result to its dependents and its
+-- end to their release (deleted, it would count as failed), a watched row is read by a waiter.
+-- Those stay running here and are recorded by the outcome's own query next, in this transaction.
 DELETE FROM pgqueue.jobs AS j
 USING (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 WHERE j.id = ANY(%(ids)s::bigint[]) AND j.claim_token = ANY(%(tokens)s::uuid[])
-  AND j.state::text = 'running'
+  AND j.state::text = 'running' AND NOT j.has_dependents AND NOT j.watched
 RETURNING j.id;
 
 -- name: mark_failed

@@ -150,8 +150,10 @@ class Completer:
                 self.delete_jobs == "successful" and kind == OutcomeKind.SUCCEEDED)
             if deleted and kind in (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED,
                                     OutcomeKind.CANCELLED):
+                # Then recorded like any other: the rows the delete keeps (read by a workflow
+                # or a waiter); the deleted ones are gone, so the update finds them no more.
                 calls.append(store.delete_finished(ids, tokens))
-            elif kind == OutcomeKind.SUCCEEDED:
+            if kind == OutcomeKind.SUCCEEDED:
                 calls.append(store.mark_succeeded(ids, tokens, [o.result_json for o in group]))
             elif kind == OutcomeKind.FAILED:
                 calls.append(store.mark_failed(

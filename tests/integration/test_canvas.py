@@ -216,3 +216,19 @@ def test_enqueue_workflow_refuses_an_edge_that_does_not_point_back(dsn: str) -> 
                              (f"[{step}, {step}]", children, parents))
             conn.rollback()
     assert scalar(dsn, "SELECT count(*) FROM pgqueue.jobs") == 0
+
+
+@pytest.mark.parametrize("delete_jobs", ["successful", "always"])
+def test_delete_jobs_keeps_the_rows_a_workflow_still_reads(
+    app: pgqueue.App, delete_jobs: str,
+) -> None:
+    """`--delete-jobs` drops a finished row at once, but a parent's row carries its result to
+    its dependents and its end to their release: such rows are recorded, not deleted (retention
+    prunes them later); the callback, which nothing depends on, is deleted as it ends."""
+    handle = chord([double.s(n) for n in range(4)], collect.s(label="sum")).defer()
+    app.run_worker(one_shot=True, concurrency=4, delete_jobs=delete_jobs)
+    assert [c for c in canvas_app.calls if c[0] == "collect"] == [
+        ("collect", ([0, 2, 4, 6], "sum"))]
+    assert scalar(app.dsn, "SELECT count(*) FROM pgqueue.jobs WHERE id = %s",
+                  (handle.job_ids[-1],)) == 0
+    assert [job.state for job in app.get_workflow(handle.workflow_id)] == ["succeeded"] * 4

@@ -185,6 +185,15 @@ def test_delete_jobs_successful_removes_only_succeeded_rows(app: pgqueue.App, ds
     assert scalar(dsn, "SELECT count(*) FROM pgqueue.jobs") == 1
 
 
+def test_delete_jobs_keeps_a_watched_row_for_its_waiter(app: pgqueue.App, dsn: str) -> None:
+    watched, plain = core_app.add.defer(1, 2), core_app.add.defer(3, 4)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgqueue.watch_jobs(ARRAY[%s]::bigint[])", (watched,))
+    app.run_worker(one_shot=True, delete_jobs="always")
+    assert app.get_job(watched).result == 3
+    assert scalar(dsn, "SELECT count(*) FROM pgqueue.jobs WHERE id = %s", (plain,)) == 0
+
+
 def test_claims_and_acknowledgements_are_batched(app: pgqueue.App, dsn: str) -> None:
     core_app.async_echo.defer_many([(n,) for n in range(2000)])
     commits_sql = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
