@@ -1,7 +1,9 @@
 """What migration 0025 (dependency edges go with their child) costs jobs without parents: server
 CPU and wall time of deleting 100,000 plain finished jobs, on the schema before 0025 and after
 it, by retention (pgqueue.prune_batch, 5,000 a transaction, as `pgqueue prune` does) and by
-`--delete-jobs` (the completer's delete_finished, 1,000 ids a statement).
+`--delete-jobs` (the completer's delete_finished, 1,000 ids a statement). Then the trigger
+alone, where nothing else hides it: one bare `DELETE` of 100,000 rows on 0025's schema with its
+trigger enabled and disabled (in rolled-back transactions, so the same rows serve every turn).
 
     python -m benchmarks.delete_cost [--dsn postgresql://127.0.0.1:5432/postgres] [--rounds 5]
 
@@ -98,6 +100,23 @@ class Variant:
         self.conn.execute("VACUUM pgqueue.jobs")
 
 
+def trigger_alone(conn: psycopg.Connection, rounds: int) -> dict[bool, list[float]]:
+    """Server CPU of one bare DELETE of JOBS rows, with 0025's trigger enabled or disabled."""
+    conn.execute(SEED, ("succeeded", "succeeded", JOBS))
+    conn.execute("VACUUM ANALYZE pgqueue.jobs")
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    for turn in range(rounds * 3):
+        for enabled in (True, False) if turn % 2 else (False, True):
+            with conn.transaction(force_rollback=True):
+                if not enabled:
+                    conn.execute("ALTER TABLE pgqueue.jobs "
+                                 "DISABLE TRIGGER jobs_drop_settled_edges_on_delete")
+                before = _cpu_seconds(conn.info.backend_pid)
+                conn.execute("DELETE FROM pgqueue.jobs")
+                cpu[enabled].append(_cpu_seconds(conn.info.backend_pid) - before)
+    return cpu
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.delete_cost",
                                      description=__doc__.split("\n\n")[0])
@@ -112,6 +131,7 @@ def main() -> int:
         for turn in range(args.rounds):  # each round starts with the next variant: no order bias
             for variant in order[turn % len(order):] + order[:turn % len(order)]:
                 variant.round()
+        alone = trigger_alone(variants["0025"].conn, args.rounds)
         for variant in order:
             variant.conn.close()
     base = variants["before 0025"]
@@ -127,6 +147,10 @@ def main() -> int:
             spread = f"{min(v for v, _ in mine) * 1e3:.0f}-{max(v for v, _ in mine) * 1e3:.0f}"
             line += f" {cpu * 1e3:8.0f} ms ({spread:>9}) {wall * 1e3:5.0f} ms {change:+8.1f} %  "
         print(line)
+    enabled, disabled = (statistics.median(alone[flag]) for flag in (True, False))
+    print(f"bare DELETE of {JOBS:,} rows on 0025: trigger enabled {enabled * 1e3:.1f} ms, "
+          f"disabled {disabled * 1e3:.1f} ms ({(enabled / disabled - 1) * 100:+.1f} %, "
+          f"{(enabled - disabled) / JOBS * 1e9:.0f} ns a row), median of {len(alone[True])}")
     return 0
 
 
