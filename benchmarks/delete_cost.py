@@ -22,9 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
+from benchmarks import pg
 from pgqueue.migrate import migration_files
 from pgqueue.queries import query
 
@@ -41,9 +40,7 @@ FROM generate_series(1, %s)"""
 @contextmanager
 def _database(admin_dsn: str, index: int, last: str) -> Iterator[str]:
     name = f"pgq_delete_cost_{os.getpid()}_{index}"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = make_conninfo(admin_dsn, dbname=name)
+    dsn = pg.fresh_database(admin_dsn, name)
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             for migration in migration_files():
@@ -51,8 +48,7 @@ def _database(admin_dsn: str, index: int, last: str) -> Iterator[str]:
                     conn.execute(migration.sql.encode())
         yield dsn
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        pg.drop_database(admin_dsn, name)
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -5,7 +5,6 @@ DELETE of a dependent job drops its edges; a child kept while its parents are pr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -14,19 +13,12 @@ import pgqueue
 from pgqueue import chain, chord
 from tests.apps import canvas_app
 from tests.helpers import scalar, wait_until
+from tests.integration.test_canvas import canvas_app_on_test_database  # noqa: F401 (fixture)
 
 add, double, collect, explode = (canvas_app.add, canvas_app.double, canvas_app.collect,
                                  canvas_app.explode)
 EDGES = "SELECT count(*) FROM pgqueue.job_dependencies"
 PRUNE_DAY_OLD = "SELECT pgqueue.prune_batch(interval '1 day', interval '1 day', interval '1 day')"
-
-
-@pytest.fixture(name="app")
-def canvas_app_on_test_database(dsn: str) -> Iterator[pgqueue.App]:
-    canvas_app.app.dsn = dsn
-    canvas_app.calls.clear()
-    yield canvas_app.app
-    canvas_app.app.close()
 
 
 def _run_all(app: pgqueue.App, **options: object) -> None:
