@@ -11,6 +11,7 @@ import pytest
 
 import pgqueue
 from pgqueue import chain, chord
+from pgqueue.migrate import apply_migrations, migration_files
 from tests.apps import canvas_app
 from tests.helpers import scalar, wait_until
 from tests.integration.test_canvas import canvas_app_on_test_database  # noqa: F401 (fixture)
@@ -129,3 +130,20 @@ def test_deleting_a_child_while_its_parent_ends_does_not_deadlock(
     assert scalar(dsn, "SELECT state::text FROM pgqueue.jobs WHERE id = %s", (parent,)) == (
         "succeeded")
     assert scalar(dsn, EDGES) == 0
+
+
+def test_the_migration_drops_edges_left_by_children_deleted_before_it(empty_dsn: str) -> None:
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        for migration in migration_files():
+            if migration.name < "0025":
+                conn.execute(migration.sql.encode())
+        (parent,) = conn.execute("SELECT pgqueue.enqueue('t')").fetchone() or ()
+        children = [conn.execute(
+            "SELECT pgqueue.enqueue_after(ARRAY[%s]::bigint[], 'cancel', 't', 'default', '[]', "
+            "'{}', 0, now(), 1, NULL, NULL, NULL)", (parent,)).fetchone()[0]  # type: ignore[index]
+            for _ in range(3)]
+        conn.execute("DELETE FROM pgqueue.jobs WHERE id = ANY(%s)", (children[:2],))
+        assert conn.execute(EDGES).fetchone() == (3,)
+    assert apply_migrations(empty_dsn)[-1] == "0025_dependency_edges"
+    assert scalar(empty_dsn, "SELECT array_agg(child_id) FROM pgqueue.job_dependencies") == [
+        children[2]]
