@@ -240,3 +240,16 @@ def test_a_worker_role_without_the_progress_grants_still_records_outcomes(
     rows = owner.execute("SELECT state::text, progress FROM pgqueue.jobs WHERE id = ANY(%s)",
                          (reporting,)).fetchall()
     assert rows == [("succeeded", None)] * 3
+
+
+def test_worker_prunes_a_workflow_with_its_dependency_edges(
+    roles: Roles, owner: psycopg.Connection[Any],
+) -> None:
+    (parent,) = owner.execute("SELECT pgqueue.enqueue('observe.quick', '[1]')").fetchone() or ()
+    owner.execute("SELECT pgqueue.enqueue_after(ARRAY[%s]::bigint[], 'cancel', 'observe.quick', "
+                  "'default', '[2]', '{}', 0, now(), 1, NULL, NULL, NULL)", (parent,))
+    owner.execute("UPDATE pgqueue.jobs SET state = 'succeeded', "
+                  "finished_at = now() - interval '10 days'")
+    with roles.connect_as(roles.worker) as conn:
+        assert conn.execute("SELECT pgqueue.prune_batch(interval '1 day')").fetchone() == (2,)
+    assert owner.execute("SELECT count(*) FROM pgqueue.job_dependencies").fetchone() == (0,)
