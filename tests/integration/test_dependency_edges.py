@@ -59,8 +59,8 @@ def test_a_child_kept_while_its_parents_are_pruned_keeps_its_edges(
 
 
 def test_delete_jobs_always_on_a_workflow_leaves_no_edges(app: pgqueue.App, dsn: str) -> None:
-    """Rows deleted as their jobs end take their edges as children; the dependents left (a
-    parent deleted while running settles them as 'deleted') take theirs when pruned."""
+    """Rows deleted as their jobs end take their edges as children; the parents, kept for
+    their dependents (recorded, not deleted), and what they leave go when pruned."""
     parent = add.defer(1, 2)
     _run_all(app)
     double.using(depends_on=[parent]).defer(5)  # queued: its parent succeeded

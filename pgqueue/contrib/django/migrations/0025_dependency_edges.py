@@ -7,5 +7,5 @@ from pgqueue.contrib.django.operations import RunSqlFile
 
 
 class Migration(migrations.Migration):
-    dependencies = [("pgqueue", "0022_flow_fast_path")]
+    dependencies = [("pgqueue", "0023_fast_fan_in")]
     operations = [RunSqlFile("0025_dependency_edges")]
