@@ -10,9 +10,9 @@
 -- workflows (keys, attempt errors, workflow columns) and the two on the arguments go to
 -- domains; they guard exactly what they guarded (NULL passes, as it passed the CHECKs), and a
 -- bad value is still refused with SQLSTATE 23514 (check_violation), now naming the domain's
--- constraint. Backend CPU of a claim and its acknowledgement, batches of 10, medians of 7
--- interleaved drains of 3,000 jobs (load ~3.5 on 2 cores; benchmarks/flow_experiments.py
--- checks): 3dc12ce 68.6 us a job, 0022 84.6, 0022 with these five checks in domains 71.7.
+-- constraint. Measured (docs/benchmarks.md, "After migration 0024"): a worker at c=10 draining
+-- 10,000 jobs spent 78 us of database CPU a job on 0022, 70 on 0024
+-- (`python -m benchmarks flow --before 374133e --after 908a473`, 5 interleaved rounds).
 --
 -- concurrency_key keeps a CHECK on the table: a view (queue_flow, read by queue_stats and
 -- queue_overview) uses the column, and changing its type would mean dropping and restating
