@@ -1,6 +1,9 @@
--- pgqueue 0024: the checks of columns that claims and acknowledgements never write move from
--- the jobs table to the columns' types (domains), so an update that does not write a column
--- no longer pays for its check.
+-- pgqueue 0024: what every claim and acknowledgement paid for features it did not use.
+-- 1. The checks of columns that claims and acknowledgements never write move from the jobs
+--    table to the columns' types (domains), so an update that does not write a column no
+--    longer pays for its check.
+-- 2. The three AFTER UPDATE OF state triggers of a job's end (lock hand-over, watchers,
+--    workflow dependents) become one (below).
 --
 -- Postgres evaluates every CHECK constraint of a table on every updated row, whichever columns
 -- the update sets, and prepares each constraint's expression again for every statement (parsed
@@ -73,5 +76,133 @@ ALTER DOMAIN pgqueue.job_pass_results ADD CONSTRAINT job_pass_results_check CHEC
 CREATE TRIGGER jobs_lock_enter_on_insert BEFORE INSERT ON pgqueue.jobs
     FOR EACH ROW WHEN (NEW.lock IS NOT NULL)
     EXECUTE FUNCTION pgqueue.jobs_lock_enter();
+
+-- One trigger for the end of a job, not three. Every AFTER UPDATE OF state row trigger made
+-- each claim and acknowledgement (both set `state`) evaluate its WHEN for every row, prepared
+-- again for every statement; three of them cost a claim and its acknowledgement ~11 us a job
+-- in batches of 5, one with the three conditions merged ~5 (docs/benchmarks.md). The three
+-- bodies become plain functions (run with the trigger function's owner rights when it calls
+-- them, with the caller's otherwise: no one gains a right by calling them), called in the
+-- order the three triggers fired (by name): the lock's hand-over, the watchers' NOTIFY, the
+-- dependents. The DELETE triggers keep their functions, now wrappers of the same bodies.
+
+CREATE FUNCTION pgqueue.lock_pass_on(lock_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    next_id bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('pgqueue.lock:' || lock_name, 0));
+    IF NOT EXISTS (SELECT 1 FROM pgqueue.jobs AS j
+                   WHERE j.lock = lock_name AND j.state IN ('queued', 'running')) THEN
+        SELECT j.id INTO next_id FROM pgqueue.jobs AS j
+        WHERE j.lock = lock_name AND j.state NOT IN ('succeeded', 'failed', 'cancelled')
+        ORDER BY j.id LIMIT 1;
+        IF next_id IS NOT NULL THEN
+            UPDATE pgqueue.jobs AS j
+            SET state = 'queued',
+                lock_waited_on = EXISTS (
+                    SELECT 1 FROM pgqueue.jobs AS w
+                    WHERE w.lock = lock_name AND w.id <> next_id
+                      AND w.state NOT IN ('succeeded', 'failed', 'cancelled'))
+            WHERE j.id = next_id;
+            PERFORM pg_notify('pgqueue_jobs', '');
+        END IF;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pgqueue.lock_pass_on(text) IS
+    'The job holding a lock ended while others waited: queues the oldest waiting job of the lock (marked when more wait behind it), unless an unfinished job of it is already queued or running.';
+REVOKE EXECUTE ON FUNCTION pgqueue.lock_pass_on(text) FROM PUBLIC;
+
+CREATE FUNCTION pgqueue.settle_dependents(parent_id bigint, parent_state text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    edge record;
+    remaining integer;
+    queued_any boolean := false;
+BEGIN
+    FOR edge IN
+        UPDATE pgqueue.job_dependencies SET done = true
+        WHERE job_dependencies.parent_id = settle_dependents.parent_id AND NOT done
+        RETURNING child_id
+    LOOP
+        IF parent_state <> 'succeeded' THEN
+            UPDATE pgqueue.jobs
+            SET state = 'cancelled', finished_at = now(), error_type = 'ParentFailed',
+                error_message = format('parent job %s ended %s', parent_id, parent_state),
+                parents_pending = parents_pending - 1
+            WHERE id = edge.child_id AND state::text = 'blocked' AND on_parent_failure = 'cancel';
+            CONTINUE WHEN FOUND;
+        END IF;
+        UPDATE pgqueue.jobs SET parents_pending = parents_pending - 1
+        WHERE id = edge.child_id AND state::text = 'blocked'
+        RETURNING parents_pending INTO remaining;
+        IF FOUND AND remaining = 0 THEN
+            -- Every parent has ended and committed (or is this statement's row): their results
+            -- are visible here, in the parents' enqueue order.
+            UPDATE pgqueue.jobs AS c
+            SET state = 'queued', run_at = greatest(c.run_at, now()),
+                args = CASE WHEN c.pass_results IS NULL THEN c.args ELSE jsonb_build_array((
+                    SELECT CASE c.pass_results WHEN 'one' THEN (array_agg(p.result))[1]
+                                ELSE coalesce(jsonb_agg(p.result ORDER BY p.id), '[]') END
+                    FROM pgqueue.job_dependencies AS d
+                    JOIN pgqueue.jobs AS p ON p.id = d.parent_id
+                    WHERE d.child_id = c.id)) || c.args END
+            WHERE c.id = edge.child_id;
+            queued_any := true;
+        END IF;
+    END LOOP;
+    IF queued_any THEN
+        PERFORM pg_notify('pgqueue_jobs', '');
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pgqueue.settle_dependents(bigint, text) IS
+    'Counts a finished (or deleted) parent against each dependent job once: queues it after the last parent, or cancels it when a parent failed.';
+REVOKE EXECUTE ON FUNCTION pgqueue.settle_dependents(bigint, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pgqueue.jobs_lock_pass_on() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    PERFORM pgqueue.lock_pass_on(OLD.lock);
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION pgqueue.jobs_settle_dependents() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    PERFORM pgqueue.settle_dependents(
+        OLD.id, CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE NEW.state::text END);
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION pgqueue.jobs_on_finish() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    IF OLD.lock_waited_on THEN
+        PERFORM pgqueue.lock_pass_on(OLD.lock);
+    END IF;
+    IF OLD.watched THEN
+        PERFORM pg_notify('pgqueue_done', NEW.id::text);
+    END IF;
+    IF OLD.has_dependents THEN
+        PERFORM pgqueue.settle_dependents(OLD.id, NEW.state::text);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pgqueue.jobs_on_finish() IS
+    'A job ended: hands its lock on (lock_waited_on), tells its waiters (watched, LISTEN pgqueue_done), settles its dependents (has_dependents).';
+
+DROP TRIGGER jobs_lock_pass_on_finish ON pgqueue.jobs;
+DROP TRIGGER jobs_notify_watchers_on_finish ON pgqueue.jobs;
+DROP TRIGGER jobs_settle_dependents_on_finish ON pgqueue.jobs;
+DROP FUNCTION pgqueue.jobs_notify_watchers();
+CREATE TRIGGER jobs_on_finish AFTER UPDATE OF state ON pgqueue.jobs
+    FOR EACH ROW WHEN ((OLD.lock_waited_on OR OLD.watched OR OLD.has_dependents)
+                       AND NEW.state IN ('succeeded', 'failed', 'cancelled') AND OLD.state NOT IN ('succeeded', 'failed', 'cancelled'))
+    EXECUTE FUNCTION pgqueue.jobs_on_finish();
 
 INSERT INTO pgqueue.migrations (name) VALUES ('0024_column_domains');
