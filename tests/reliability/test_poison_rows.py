@@ -33,12 +33,20 @@ POISON_ROWS: list[tuple[str, dict[str, str], str, str | None]] = [
 
 
 def _drop_check_constraints(conn: psycopg.Connection) -> None:
-    """Rows written before the door's checks existed (or by the schema owner) are possible."""
+    """Rows written before the door's checks existed (or by the schema owner) are possible.
+    The checks are the table's and its columns' domains' (migration 0026)."""
     for (name,) in conn.execute(
             "SELECT conname FROM pg_constraint WHERE conrelid = 'pgqueue.jobs'::regclass "
             "AND contype = 'c'").fetchall():
         conn.execute(psycopg.sql.SQL("ALTER TABLE pgqueue.jobs DROP CONSTRAINT {}").format(
             psycopg.sql.Identifier(name)))
+    for domain, name in conn.execute(
+            "SELECT DISTINCT t.typname, c.conname FROM pg_attribute AS a "
+            "JOIN pg_type AS t ON t.oid = a.atttypid AND t.typtype = 'd' "
+            "JOIN pg_constraint AS c ON c.contypid = t.oid "
+            "WHERE a.attrelid = 'pgqueue.jobs'::regclass").fetchall():
+        conn.execute(psycopg.sql.SQL("ALTER DOMAIN pgqueue.{} DROP CONSTRAINT {}").format(
+            psycopg.sql.Identifier(domain), psycopg.sql.Identifier(name)))
 
 
 def _insert(conn: psycopg.Connection, values: dict[str, str]) -> int:
