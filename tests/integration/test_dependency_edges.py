@@ -144,6 +144,6 @@ def test_the_migration_drops_edges_left_by_children_deleted_before_it(empty_dsn:
             for _ in range(3)]
         conn.execute("DELETE FROM pgqueue.jobs WHERE id = ANY(%s)", (children[:2],))
         assert conn.execute(EDGES).fetchone() == (3,)
-    assert apply_migrations(empty_dsn)[-1] == "0025_dependency_edges"
+    assert "0025_dependency_edges" in apply_migrations(empty_dsn)
     assert scalar(empty_dsn, "SELECT array_agg(child_id) FROM pgqueue.job_dependencies") == [
         children[2]]
