@@ -1,8 +1,8 @@
-"""What migration 0025 (dependency edges go with their child) costs jobs without parents: server
-CPU and wall time of deleting 100,000 plain finished jobs, on the schema before 0025 and after
+"""What migration 0024 (dependency edges go with their child) costs jobs without parents: server
+CPU and wall time of deleting 100,000 plain finished jobs, on the schema before 0024 and after
 it, by retention (pgqueue.prune_batch, 5,000 a transaction, as `pgqueue prune` does) and by
 `--delete-jobs` (the completer's delete_finished, 1,000 ids a statement). Then the trigger
-alone, where nothing else hides it: one bare `DELETE` of 100,000 rows on 0025's schema with its
+alone, where nothing else hides it: one bare `DELETE` of 100,000 rows on 0024's schema with its
 trigger enabled and disabled (in rolled-back transactions, so the same rows serve every turn).
 
     python -m benchmarks.delete_cost [--dsn postgresql://127.0.0.1:5432/postgres] [--rounds 5]
@@ -27,7 +27,7 @@ from benchmarks import pg
 from pgqueue.migrate import migration_files
 from pgqueue.queries import query
 
-VARIANTS = {"before 0025": "0024", "0025": "0025"}
+VARIANTS = {"before 0024": "0023", "0024": "0024"}
 JOBS = 100_000
 ACK_BATCH = 1000
 SEED = """INSERT INTO pgqueue.jobs (task_name, state, attempts, started_at, finished_at,
@@ -97,7 +97,7 @@ class Variant:
 
 
 def trigger_alone(conn: psycopg.Connection, rounds: int) -> dict[bool, list[float]]:
-    """Server CPU of one bare DELETE of JOBS rows, with 0025's trigger enabled or disabled."""
+    """Server CPU of one bare DELETE of JOBS rows, with 0024's trigger enabled or disabled."""
     conn.execute(SEED, ("succeeded", "succeeded", JOBS))
     conn.execute("VACUUM ANALYZE pgqueue.jobs")
     cpu: dict[bool, list[float]] = {True: [], False: []}
@@ -127,10 +127,10 @@ def main() -> int:
         for turn in range(args.rounds):  # each round starts with the next variant: no order bias
             for variant in order[turn % len(order):] + order[:turn % len(order)]:
                 variant.round()
-        alone = trigger_alone(variants["0025"].conn, args.rounds)
+        alone = trigger_alone(variants["0024"].conn, args.rounds)
         for variant in order:
             variant.conn.close()
-    base = variants["before 0025"]
+    base = variants["before 0024"]
     print(f"{JOBS:,} plain jobs, median of {args.rounds} rounds")
     print(f"{'schema':12} {'prune: CPU (min-max)':>23} {'wall':>8} {'vs before':>10}   "
           f"{'delete_finished: CPU (min-max)':>30} {'wall':>8} {'vs before':>10}")
@@ -144,7 +144,7 @@ def main() -> int:
             line += f" {cpu * 1e3:8.0f} ms ({spread:>9}) {wall * 1e3:5.0f} ms {change:+8.1f} %  "
         print(line)
     enabled, disabled = (statistics.median(alone[flag]) for flag in (True, False))
-    print(f"bare DELETE of {JOBS:,} rows on 0025: trigger enabled {enabled * 1e3:.1f} ms, "
+    print(f"bare DELETE of {JOBS:,} rows on 0024: trigger enabled {enabled * 1e3:.1f} ms, "
           f"disabled {disabled * 1e3:.1f} ms ({(enabled / disabled - 1) * 100:+.1f} %, "
           f"{(enabled - disabled) / JOBS * 1e9:.0f} ns a row), median of {len(alone[True])}")
     return 0

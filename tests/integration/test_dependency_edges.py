@@ -1,4 +1,4 @@
-"""Dependency edges go with their child (migration 0025): pruning, --delete-jobs or a DBA's
+"""Dependency edges go with their child (migration 0024): pruning, --delete-jobs or a DBA's
 DELETE of a dependent job drops its edges; a child kept while its parents are pruned keeps them
 (its page names those parents as pruned)."""
 
@@ -135,7 +135,7 @@ def test_deleting_a_child_while_its_parent_ends_does_not_deadlock(
 def test_the_migration_drops_edges_left_by_children_deleted_before_it(empty_dsn: str) -> None:
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         for migration in migration_files():
-            if migration.name < "0025":
+            if migration.name < "0024":
                 conn.execute(migration.sql.encode())
         (parent,) = conn.execute("SELECT pgqueue.enqueue('t')").fetchone() or ()
         children = [conn.execute(
@@ -144,6 +144,6 @@ def test_the_migration_drops_edges_left_by_children_deleted_before_it(empty_dsn:
             for _ in range(3)]
         conn.execute("DELETE FROM pgqueue.jobs WHERE id = ANY(%s)", (children[:2],))
         assert conn.execute(EDGES).fetchone() == (3,)
-    assert "0025_dependency_edges" in apply_migrations(empty_dsn)
+    assert "0024_dependency_edges" in apply_migrations(empty_dsn)
     assert scalar(empty_dsn, "SELECT array_agg(child_id) FROM pgqueue.job_dependencies") == [
         children[2]]

@@ -34,7 +34,7 @@ POISON_ROWS: list[tuple[str, dict[str, str], str, str | None]] = [
 
 def _drop_check_constraints(conn: psycopg.Connection) -> None:
     """Rows written before the door's checks existed (or by the schema owner) are possible.
-    The checks are the table's and its columns' domains' (migration 0026)."""
+    The checks are the table's and its columns' domains' (migration 0025)."""
     for (name,) in conn.execute(
             "SELECT conname FROM pg_constraint WHERE conrelid = 'pgqueue.jobs'::regclass "
             "AND contype = 'c'").fetchall():

@@ -1,4 +1,4 @@
--- pgqueue 0026 (measured as 0024 before renumbering): what every claim and acknowledgement paid for features it did not use.
+-- pgqueue 0025 (measured as 0024 before renumbering): what every claim and acknowledgement paid for features it did not use.
 -- 1. The checks of columns that claims and acknowledgements never write move from the jobs
 --    table to the columns' types (domains), so an update that does not write a column no
 --    longer pays for its check.
@@ -13,8 +13,8 @@
 -- workflows (keys, attempt errors, workflow columns) and the two on the arguments go to
 -- domains; they guard exactly what they guarded (NULL passes, as it passed the CHECKs), and a
 -- bad value is still refused with SQLSTATE 23514 (check_violation), now naming the domain's
--- constraint. Measured (docs/benchmarks.md, "After migration 0024"): a worker at c=10 draining
--- 10,000 jobs spent 78 us of database CPU a job on 0022, 70 on 0024
+-- constraint. Measured (docs/benchmarks.md, "After migration 0025"): a worker at c=10 draining
+-- 10,000 jobs spent 78 us of database CPU a job on 0022, 70 with this migration (then numbered 0024)
 -- (`python -m benchmarks flow --before 374133e --after 908a473`, 5 interleaved rounds).
 --
 -- concurrency_key keeps a CHECK on the table: a view (queue_flow, read by queue_stats and
@@ -41,7 +41,7 @@ COMMENT ON DOMAIN pgqueue.job_on_parent_failure IS 'jobs.on_parent_failure: canc
 CREATE DOMAIN pgqueue.job_pass_results AS text;
 COMMENT ON DOMAIN pgqueue.job_pass_results IS 'jobs.pass_results: one or list.';
 
--- The lock trigger's WHEN reads `lock`, 0025's edge trigger's `parents_pending`: a column a
+-- The lock trigger's WHEN reads `lock`, 0024's edge trigger's `parents_pending`: a column a
 -- trigger definition uses cannot change type.
 DROP TRIGGER jobs_lock_enter_on_insert ON pgqueue.jobs;
 DROP TRIGGER jobs_drop_settled_edges_on_delete ON pgqueue.jobs;
@@ -119,7 +119,7 @@ COMMENT ON FUNCTION pgqueue.lock_pass_on(text) IS
     'The job holding a lock ended while others waited: queues the oldest waiting job of the lock (marked when more wait behind it), unless an unfinished job of it is already queued or running.';
 REVOKE EXECUTE ON FUNCTION pgqueue.lock_pass_on(text) FROM PUBLIC;
 
--- 0025's body of jobs_settle_dependents (0023's fan-in, a gone child's edges dropped),
+-- 0024's body of jobs_settle_dependents (0023's fan-in, a gone child's edges dropped),
 -- as a plain function.
 CREATE FUNCTION pgqueue.settle_dependents(ended_job_id bigint, parent_state text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
@@ -236,4 +236,4 @@ CREATE TRIGGER jobs_on_finish AFTER UPDATE OF state ON pgqueue.jobs
                        AND NEW.state IN ('succeeded', 'failed', 'cancelled') AND OLD.state NOT IN ('succeeded', 'failed', 'cancelled'))
     EXECUTE FUNCTION pgqueue.jobs_on_finish();
 
-INSERT INTO pgqueue.migrations (name) VALUES ('0026_column_domains');
+INSERT INTO pgqueue.migrations (name) VALUES ('0025_column_domains');

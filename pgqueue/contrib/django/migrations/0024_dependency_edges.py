@@ -1,5 +1,5 @@
 # ruff: noqa: RUF012
-"""Runs migrations_sql/0025_dependency_edges.sql."""
+"""Runs migrations_sql/0024_dependency_edges.sql."""
 
 from django.db import migrations
 
@@ -8,4 +8,4 @@ from pgqueue.contrib.django.operations import RunSqlFile
 
 class Migration(migrations.Migration):
     dependencies = [("pgqueue", "0023_fast_fan_in")]
-    operations = [RunSqlFile("0025_dependency_edges")]
+    operations = [RunSqlFile("0024_dependency_edges")]

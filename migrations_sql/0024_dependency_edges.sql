@@ -1,4 +1,4 @@
--- pgqueue 0025: dependency edges go with their child. 0018's edges (pgqueue.job_dependencies)
+-- pgqueue 0024: dependency edges go with their child. 0018's edges (pgqueue.job_dependencies)
 -- were never deleted: every pruned workflow left its edges behind (a chord of 10,000 parents,
 -- 10,000 rows a run), without bound.
 --
@@ -107,4 +107,4 @@ $$;
 DELETE FROM pgqueue.job_dependencies AS d
 WHERE NOT EXISTS (SELECT FROM pgqueue.jobs AS j WHERE j.id = d.child_id);
 
-INSERT INTO pgqueue.migrations (name) VALUES ('0025_dependency_edges');
+INSERT INTO pgqueue.migrations (name) VALUES ('0024_dependency_edges');
