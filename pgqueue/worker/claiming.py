@@ -74,8 +74,10 @@ async def claim_loop(worker: Worker, group: SlotGroup) -> None:
             await worker.wait_for(group.freed, worker.options.poll_interval)
             continue
         if not jobs:
-            await worker.wait_for(group.wake,
-                                  await _idle_timeout(worker, group, unclaimable))
+            timeout = await _idle_timeout(worker, group, unclaimable)
+            group.held_back = unclaimable.backing_off
+            await worker.wait_for(group.wake, timeout)
+            group.held_back = False
         else:
             unclaimable.reset()
 
@@ -148,3 +150,8 @@ class UnclaimableDueJobs:
 
     def reset(self) -> None:
         self._next = 0.0
+
+    @property
+    def backing_off(self) -> bool:
+        """The last claim found due jobs it could not take."""
+        return self._next > 0

@@ -29,10 +29,13 @@ logger = logging.getLogger("pgqueue.worker")
 class Completer:
     def __init__(self, connection: DedicatedConnection, delete_jobs: DeleteJobs,
                  observers: Sequence[Any] = (),
-                 on_failed: Callable[[list[Outcome]], None] | None = None) -> None:
+                 on_failed: Callable[[list[Outcome]], None] | None = None,
+                 on_recorded: Callable[[], None] | None = None) -> None:
         self.connection = connection
         self.on_failed = on_failed
         """Given the final failures the database accepted (tasks' on_failure hooks)."""
+        self.on_recorded = on_recorded
+        """Called once a batch has committed: the running jobs it ended free queue limits."""
         self.observers = observers
         self.delete_jobs = delete_jobs
         self._pending: list[Outcome] = []
@@ -68,6 +71,8 @@ class Completer:
                 self._pending[:0] = batch  # a restarted completer writes them first
                 raise
             self.writes += 1
+            if self.on_recorded is not None:
+                self.on_recorded()
             if self.observers:
                 notify_observers(self.observers, "outcomes_recorded",
                                  batch, time.monotonic() - write_started)

@@ -101,7 +101,8 @@ class Worker:
         self.db = worker_connection(self.app, self.name, "ack")
         """Acknowledgements and every background service share it (worker/connection.py)."""
         self.completer = Completer(self.db, self.options.delete_jobs, self.observers, on_failed=
-                                   FailureHooks(self.app.tasks, self._threads).failures_recorded)
+                                   FailureHooks(self.app.tasks, self._threads).failures_recorded,
+                                   on_recorded=self._wake_held_back)
         self.progress = ProgressWriter(self.options.progress_interval)
         """Writes what running tasks report (context.set_progress / set_meta)."""
         self.served_tasks = self.app.served_tasks()
@@ -344,6 +345,13 @@ class Worker:
             self.start_job(group.prefetched.popleft(), group)
         group.freed.set()
         return outcome
+
+    def _wake_held_back(self) -> None:
+        """A committed acknowledgement may have freed the limit (or lock) that held a group's
+        due jobs: claim again now rather than at the end of its back-off wait."""
+        for group in self.slot_groups:
+            if group.held_back:
+                group.wake.set()
 
     def _release_prefetched(self) -> None:
         """Give back the jobs that never started (no attempt spent) for others to run."""

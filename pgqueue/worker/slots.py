@@ -30,7 +30,11 @@ class SlotGroup:
     freed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when a job of this group ends (and on a stop request)."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when jobs of these queues may be due (NOTIFY, reconnection, stop request)."""
+    """Set when jobs of these queues may be due (NOTIFY, reconnection, stop request, and for a
+    held-back group the worker's own acknowledgements)."""
+    held_back: bool = False
+    """The last claim left due jobs behind (a queue limit, a lock held elsewhere): the group
+    waits for the next acknowledgement this worker commits, which may free what held them."""
 
     @property
     def capacity(self) -> int:

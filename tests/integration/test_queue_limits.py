@@ -261,3 +261,22 @@ def test_a_bad_concurrency_key_is_refused_at_the_door(key: object, dsn: str) -> 
             psycopg.errors.CheckViolation):
         conn.execute("INSERT INTO pgqueue.jobs (task_name, concurrency_key) VALUES ('t', %s)",
                      ("x" * 501,))
+
+
+def test_a_worker_held_back_by_a_concurrency_limit_claims_as_soon_as_its_job_ends(
+    app: pgqueue.App, dsn: str, worker_thread
+) -> None:
+    """Polling is off (30 s). While the limit's one slot is taken, the claim loop backs off
+    (10 ms, 20 ms, … 1.28 s by the time the first job ends): the second job must start when
+    the first one's acknowledgement commits, not when the back-off happens to end."""
+    _limit(dsn, "narrow", "concurrency", "1")
+    first = core_app.sleep_for.using(queue="narrow").defer(1.5, record_end=False)
+    second = core_app.add.using(queue="narrow").defer(1, 2)
+    worker_thread(concurrency=4)
+    wait_until(lambda: scalar(dsn, "SELECT count(*) FROM pgqueue.jobs "
+                                   "WHERE state = 'succeeded'") == 2, timeout=15,
+               message="both jobs of the limited queue to finish")
+    gap = scalar(dsn, "SELECT extract(epoch FROM s.started_at - f.finished_at)::float8 "
+                      "FROM pgqueue.jobs AS f, pgqueue.jobs AS s WHERE f.id = %s AND s.id = %s",
+                 (first, second))
+    assert 0 <= gap < 0.3, f"the second job started {gap:.3f} s after the first ended"
