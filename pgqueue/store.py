@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pgqueue.copy_rows import NULL, copy_field, job_rows
 from pgqueue.db import Call, Copy, Row
@@ -175,14 +175,25 @@ def seconds_until_rate_limit_reopens(*, queues: Sequence[str] | None) -> Call[fl
                 else max(0.0, rows[0]["seconds"]))
 
 
+class NextJob(NamedTuple):
+    seconds: float | None
+    """Until the next queued job is due: None, none queued; 0, one is due now."""
+    rate_reopens_in: float | None
+    """Jobs due now that a rate limit holds: until its window lets one start; else None."""
+
+
 def seconds_until_next_job(
     *, queues: Sequence[str] | None, tasks: Sequence[str] | None = None,
-) -> Call[float | None]:
-    """None when nothing is queued; 0 when a job is due now; math.inf for run_at 'infinity'.
-    Only jobs of `tasks` count (None: any task)."""
-    def decode(rows: list[Row]) -> float | None:
-        seconds = rows[0]["seconds"] if rows else None
-        return None if seconds is None else max(0.0, seconds)
+) -> Call[NextJob]:
+    """When the next job of `queues` is due (seconds: None when nothing is queued, 0 when one
+    is due now, math.inf for run_at 'infinity'; only jobs of `tasks` count, None: any task),
+    and, for jobs due now, when a rate limit holding them lets the next one start."""
+    def decode(rows: list[Row]) -> NextJob:
+        if not rows:
+            return NextJob(None, None)
+        seconds, reopens = rows[0]["seconds"], rows[0]["rate_reopens_in"]
+        return NextJob(None if seconds is None else max(0.0, seconds),
+                       None if reopens is None else max(0.0, reopens))
 
     return Call("seconds_until_next_job",
                 {"queues": list(queues) if queues is not None else None,

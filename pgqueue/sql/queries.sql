@@ -153,19 +153,35 @@ SELECT set_config('idle_in_transaction_session_timeout', %(idle_in_transaction)s
 -- them): that walk stops at the first one, where min(run_at) read every queued row and called
 -- queue_is_paused for each (882,655 calls, 62 % of the database's time, draining 3,000 jobs
 -- under a binding concurrency limit: benchmarks/flow_experiments.py functions).
-SELECT CASE WHEN EXISTS (
-           SELECT 1 FROM pgqueue.jobs
-           WHERE state = 'queued' AND run_at <= now()
-             AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
-             AND (%(tasks)s::text[] IS NULL OR task_name = ANY(%(tasks)s::text[]))
-             AND NOT pgqueue.queue_is_paused(queue))
-       THEN 0::float8
+-- rate_reopens_in, only when jobs are due: as seconds_until_rate_limit_reopens (below), in the
+-- same round trip, for a worker held back by a limit asks this after every claim that came up
+-- short.
+WITH due AS (
+    SELECT EXISTS (
+        SELECT 1 FROM pgqueue.jobs
+        WHERE state = 'queued' AND run_at <= now()
+          AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+          AND (%(tasks)s::text[] IS NULL OR task_name = ANY(%(tasks)s::text[]))
+          AND NOT pgqueue.queue_is_paused(queue)) AS now)
+SELECT CASE WHEN due.now THEN 0::float8
        ELSE (SELECT (extract(epoch FROM min(run_at)) - extract(epoch FROM now()))::float8
              FROM pgqueue.jobs
              WHERE state = 'queued'
                AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
                AND (%(tasks)s::text[] IS NULL OR task_name = ANY(%(tasks)s::text[]))
-               AND NOT pgqueue.queue_is_paused(queue)) END AS seconds;
+               AND NOT pgqueue.queue_is_paused(queue)) END AS seconds,
+       CASE WHEN due.now THEN (
+           SELECT min(extract(epoch FROM r.started_at + l.rate_period)
+                      - extract(epoch FROM now()))::float8
+           FROM pgqueue.queue_limits AS l
+           JOIN pgqueue.queue_rate_starts AS r ON r.queue = l.queue AND r.slot = l.rate_next
+           WHERE l.rate_limit IS NOT NULL AND r.started_at > now() - l.rate_period
+             AND (%(queues)s::text[] IS NULL OR l.queue = ANY(%(queues)s::text[]))
+             AND NOT pgqueue.queue_is_paused(l.queue)
+             AND EXISTS (SELECT 1 FROM pgqueue.jobs AS j
+                         WHERE j.state = 'queued' AND j.queue = l.queue
+                           AND j.run_at <= now())) END AS rate_reopens_in
+FROM due;
 
 -- name: seconds_until_rate_limit_reopens
 -- Asked only when a claim took nothing although jobs are due: if a rate limit holds due jobs of

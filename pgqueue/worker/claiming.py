@@ -73,13 +73,14 @@ async def claim_loop(worker: Worker, group: SlotGroup) -> None:
             group.freed.clear()
             await worker.wait_for(group.freed, worker.options.poll_interval)
             continue
-        if not jobs:
-            timeout = await _idle_timeout(worker, group, unclaimable)
-            group.held_back = unclaimable.backing_off
-            await worker.wait_for(group.wake, timeout)
-            group.held_back = False
-        else:
+        # Fewer jobs than slots: the due ones are taken, or held back (a limit, a lock, rows
+        # another session holds). Asking again at once would find the same.
+        if jobs:
             unclaimable.reset()
+        timeout = await _idle_timeout(worker, group, unclaimable)
+        group.held_back = unclaimable.backing_off
+        await worker.wait_for(group.wake, timeout)
+        group.held_back = False
 
 async def _free_slots(worker: Worker, group: SlotGroup) -> int:
     """Slots to claim for, once one is free. Jobs finishing in the next loop turns free
@@ -107,21 +108,20 @@ async def _idle_timeout(
     worker's transaction): sleeping 0 would spin on it, so such waits grow from 10 ms."""
     timeout = worker.options.poll_interval
     try:
-        due_in = await worker.claim_connection.run(store.seconds_until_next_job(
+        next_job = await worker.claim_connection.run(store.seconds_until_next_job(
             queues=group.queues, tasks=worker.served_tasks))
     except DatabaseUnavailable:
         return timeout
-    if due_in is None:
+    if next_job.seconds is None:
         unclaimable.reset()
         return timeout
-    if due_in > 0:
+    if next_job.seconds > 0:
         unclaimable.reset()
-        return min(timeout, due_in)
-    reopens_in = await _rate_limit_reopens_in(worker, group)
-    if reopens_in is not None:
+        return min(timeout, next_job.seconds)
+    if next_job.rate_reopens_in is not None:
         unclaimable.reset()
-        return min(timeout, reopens_in + RATE_WINDOW_MARGIN)
-    return unclaimable.next_wait()
+        return min(timeout, next_job.rate_reopens_in + RATE_WINDOW_MARGIN)
+    return unclaimable.next_wait(woken_by_acks=bool(group.running) or not worker.completer.idle)
 
 
 async def _rate_limit_reopens_in(worker: Worker, group: SlotGroup) -> float | None:
@@ -143,8 +143,10 @@ class UnclaimableDueJobs:
         self.ceiling = ceiling
         self._next = 0.0
 
-    def next_wait(self) -> float:
-        wait = self._next
+    def next_wait(self, *, woken_by_acks: bool = False) -> float:
+        """`woken_by_acks`: jobs of this worker are running or being acknowledged, and their
+        acknowledgements wake the claim loop (Worker._wake_held_back): no need to try at once."""
+        wait = max(self._next, self.FIRST_WAIT) if woken_by_acks else self._next
         self._next = min(self.ceiling, max(self.FIRST_WAIT, wait * 2))
         return wait
 
