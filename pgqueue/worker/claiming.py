@@ -78,6 +78,8 @@ async def claim_loop(worker: Worker, group: SlotGroup) -> None:
         if jobs:
             unclaimable.reset()
         timeout = await _idle_timeout(worker, group, unclaimable)
+        if unclaimable.backing_off and worker.completer.writes != writes_before_claim:
+            continue  # an acknowledgement committed since the claim: it may have freed them
         group.held_back = unclaimable.backing_off
         await worker.wait_for(group.wake, timeout)
         group.held_back = False
