@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,10 @@ if TYPE_CHECKING:
     import psycopg
 
 
+_REPORT_CREATION = threading.Lock()
+"""Two threads of one task reporting first at once make one report, not two."""
+
+
 @dataclass(slots=True)
 class JobContext:
     job: ClaimedJob
@@ -24,8 +29,25 @@ class JobContext:
     _abort: bool = field(default=False, repr=False)
     completed_in_transaction: bool = False
     """Set once `atomic()` committed the job's success with the task's own writes."""
-    report: ProgressReport = field(default_factory=ProgressReport, repr=False)
-    """Progress and meta reported and not yet written (pgqueue.progress)."""
+    on_report_pending: Callable[[], None] | None = field(default=None, repr=False)
+    """Told when the job's report goes from nothing pending to something (the worker's
+    progress writer)."""
+    _report: ProgressReport | None = field(default=None, repr=False)
+
+    @property
+    def report(self) -> ProgressReport:
+        """Progress and meta reported and not yet written (pgqueue.progress); made on first
+        use, so a job that reports nothing costs nothing."""
+        if self._report is None:
+            with _REPORT_CREATION:
+                if self._report is None:
+                    self._report = ProgressReport(self.on_report_pending)
+        return self._report
+
+    @property
+    def existing_report(self) -> ProgressReport | None:
+        """The report if the task ever reported (None: nothing to write)."""
+        return self._report
 
     @property
     def job_id(self) -> int:
@@ -66,7 +88,7 @@ class JobContext:
         with db.connect(self.conninfo, autocommit=False, prepare_threshold=None) as conn:
             with db.translated_errors(), conn.transaction():
                 yield conn
-                pending = self.report.take()
+                pending = self._report.take() if self._report is not None else None
                 if pending is not None:  # the last report lands with the outcome
                     db.run_on(conn, store.set_progress([self.job], [pending]))
                 landed = db.run_on(conn, store.mark_succeeded(

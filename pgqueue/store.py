@@ -6,6 +6,7 @@ or on a caller's own connection (so enqueue can join the caller's transaction).
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -150,14 +151,33 @@ def _claimed_job(
     return ClaimedJob(job_id, task_name, queue, args, kwargs, *rest)
 
 
+def _array(values: Iterable[object]) -> str:
+    """ids or claim tokens as the text of a bigint[] / uuid[] (the queries cast them): psycopg's
+    list dumper inspects every element, 54 µs for the 10 ids and 10 tokens of one
+    acknowledgement, against 15 µs for this."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+@functools.lru_cache(maxsize=64)
+def _names(values: tuple[str, ...]) -> str:
+    """Queue or task names as the text of a text[]: a worker sends the same ones with every
+    claim, built once (a list costs psycopg 9 µs a claim to dump)."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+def _names_or_none(values: Sequence[str] | None) -> str | None:
+    return None if values is None else _names(tuple(values))
+
+
 def claim_jobs(
     *, worker_id: int, queues: Sequence[str] | None, limit: int,
     tasks: Sequence[str] | None = None,
 ) -> Call[list[ClaimedJob]]:
     """`tasks`: only jobs of these task names (None: any task)."""
     return Call("claim_jobs", {"worker_id": worker_id, "limit": limit,
-                               "queues": None if queues is None else list(queues),
-                               "tasks": None if tasks is None else list(tasks)},
+                               "queues": _names_or_none(queues),
+                               "tasks": _names_or_none(tasks)},
                 _claimed_jobs, tuples=True)
 
 
@@ -170,7 +190,7 @@ def bound_transaction(bounds: Mapping[str, str]) -> Call[None]:
 def seconds_until_rate_limit_reopens(*, queues: Sequence[str] | None) -> Call[float | None]:
     """None unless a rate limit holds due jobs of `queues`; else seconds until one may start."""
     return Call("seconds_until_rate_limit_reopens",
-                {"queues": list(queues) if queues is not None else None},
+                {"queues": _names_or_none(queues)},
                 lambda rows: None if not rows or rows[0]["seconds"] is None
                 else max(0.0, rows[0]["seconds"]))
 
@@ -196,11 +216,10 @@ def seconds_until_next_job(
                        None if reopens is None else max(0.0, reopens))
 
     return Call("seconds_until_next_job",
-                {"queues": list(queues) if queues is not None else None,
-                 "tasks": list(tasks) if tasks is not None else None}, decode)
+                {"queues": _names_or_none(queues), "tasks": _names_or_none(tasks)}, decode)
 
 
-def _acknowledgement(query_name: str, **params: list[Any]) -> Call[list[int]]:
+def _acknowledgement(query_name: str, **params: Any) -> Call[list[int]]:
     """Acknowledgements return only the ids that landed: plain tuples spare a dict per job."""
     return Call(query_name, params, lambda rows: [row[0] for row in rows], tuples=True)
 
@@ -210,14 +229,14 @@ def mark_succeeded(
 ) -> Call[list[int]]:
     if all(result == "null" for result in results_json):
         # Most tasks return None: no results array to build, send and unnest.
-        return _acknowledgement("mark_succeeded_returning_none", ids=list(ids),
-                                tokens=list(tokens))
-    return _acknowledgement("mark_succeeded", ids=list(ids), tokens=list(tokens),
+        return _acknowledgement("mark_succeeded_returning_none", ids=_array(ids),
+                                tokens=_array(tokens))
+    return _acknowledgement("mark_succeeded", ids=_array(ids), tokens=_array(tokens),
                             results=list(results_json))
 
 
 def delete_finished(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
-    return _acknowledgement("delete_finished", ids=list(ids), tokens=list(tokens))
+    return _acknowledgement("delete_finished", ids=_array(ids), tokens=_array(tokens))
 
 
 def mark_failed(
@@ -225,12 +244,12 @@ def mark_failed(
     error_messages: Sequence[str], tracebacks: Sequence[str | None],
 ) -> Call[list[int]]:
     return _acknowledgement(
-        "mark_failed", ids=list(ids), tokens=list(tokens), error_types=list(error_types),
+        "mark_failed", ids=_array(ids), tokens=_array(tokens), error_types=list(error_types),
         error_messages=list(error_messages), tracebacks=list(tracebacks))
 
 
 def mark_cancelled(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
-    return _acknowledgement("mark_cancelled", ids=list(ids), tokens=list(tokens))
+    return _acknowledgement("mark_cancelled", ids=_array(ids), tokens=_array(tokens))
 
 
 def retry_later(
@@ -239,13 +258,13 @@ def retry_later(
     error_messages: Sequence[str | None], tracebacks: Sequence[str | None],
 ) -> Call[list[int]]:
     return _acknowledgement(
-        "retry_later", ids=list(ids), tokens=list(tokens), delays=list(delays),
+        "retry_later", ids=_array(ids), tokens=_array(tokens), delays=list(delays),
         refunds=list(refunds), error_types=list(error_types),
         error_messages=list(error_messages), tracebacks=list(tracebacks))
 
 
 def release_jobs(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
-    return _acknowledgement("release_jobs", ids=list(ids), tokens=list(tokens))
+    return _acknowledgement("release_jobs", ids=_array(ids), tokens=_array(tokens))
 
 
 def set_progress(
@@ -254,7 +273,8 @@ def set_progress(
     """Write reported progress and meta, fenced by each job's claim token; returns the ids
     that landed."""
     return _acknowledgement(
-        "set_progress", ids=[job.id for job in jobs], tokens=[job.claim_token for job in jobs],
+        "set_progress", ids=_array(job.id for job in jobs),
+        tokens=_array(job.claim_token for job in jobs),
         progress=[u.progress for u in updates], messages=[u.message for u in updates],
         metas=[u.meta_json() for u in updates])
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from pgqueue import store
 from pgqueue.errors import DatabaseUnavailable, PgQueueError
 from pgqueue.logs import log_event
-from pgqueue.progress import ProgressReport
 from pgqueue.worker.backoff import Backoff, raise_if_cancelling
 
 if TYPE_CHECKING:
@@ -36,12 +35,10 @@ class ProgressWriter:
         self.writes = 0
         """Statements written so far."""
 
-    def watch(self, report: ProgressReport) -> None:
-        report.on_pending = self._wake
-
-    def _wake(self) -> None:
-        # Called from the task's thread or from the loop itself; either way the event is set
-        # on the loop.
+    def wake(self) -> None:
+        """A job's report has something pending (each JobContext's on_report_pending). Called
+        from the task's thread or from the loop itself; either way the event is set on the
+        loop."""
         self._loop.call_soon_threadsafe(self._pending.set)
 
     async def run(self, context: ServiceContext) -> None:
@@ -53,8 +50,8 @@ class ProgressWriter:
             await asyncio.sleep(max(0.0, last_write + self.interval - time.monotonic()))
             self._pending.clear()
             last_write = time.monotonic()
-            reports = [(running.job, running.context.report)
-                       for running in context.jobs.running.values()]
+            reports = [(running.job, report) for running in context.jobs.running.values()
+                       if (report := running.context.existing_report) is not None]
             taken = [(job, report, update) for job, report in reports
                      if (update := report.take()) is not None]
             if not taken:

@@ -302,8 +302,8 @@ class Worker:
         if not group.has_room_to_run:
             group.prefetched.append(job)
             return
-        context = JobContext(job=job, worker_name=self.name, conninfo=self.app.dsn)
-        self.progress.watch(context.report)
+        context = JobContext(job=job, worker_name=self.name, conninfo=self.app.dsn,
+                             on_report_pending=self.progress.wake)
         running = RunningJob(job=job, context=context)
         self.running[job.id] = running
         group.running.add(job.id)
@@ -323,7 +323,8 @@ class Worker:
             logger.exception("unexpected error running job %s", job.id)
             outcome = classify_failure(job, task.retry if task else RetryPolicy(), exc)
         duration = time.monotonic() - running.started
-        reported = running.context.report.close()
+        report = running.context.existing_report
+        reported = report.close() if report is not None else None
         if reported is not None:  # the last report lands with the outcome
             outcome = dataclasses.replace(outcome, progress=reported)
         if self.observers:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 import pgqueue
+from pgqueue import store
 from pgqueue.app import App
 from pgqueue.tasks import Task
 from pgqueue.types import ClaimedJob
@@ -179,3 +180,23 @@ def test_a_worker_not_upgraded_yet_still_claims(dsn: str) -> None:
 @pytest.fixture
 def ledger_free_dsn(dsn: str) -> str:
     return dsn
+
+
+def test_names_of_any_spelling_reach_the_claim_intact(app: App, dsn: str) -> None:
+    """The claim sends queue and task names as one text[] literal (store._names): quotes,
+    backslashes, commas, braces and the word NULL must arrive as written."""
+    names = ('plain', 'a,b', 'say "hi"', 'back\\slash', '{braced}', 'NULL', ' spaced ', 'ünï')
+    registered = App(dsn=dsn)
+    for name in names:
+        registered.task(name=name)(lambda: None)
+    job_ids = [scalar(dsn, "SELECT pgqueue.enqueue(%s, queue => %s)", (name, name))
+               for name in names]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        sent = conn.execute("SELECT %s::text[]", (store._names(names),)).fetchone()
+        assert sent is not None and sent[0] == list(names)
+        worker_id = registered.db.run(store.register_worker(
+            name="w", hostname="h", pid=1, queues=None, concurrency=10))
+    claimed = registered.db.run(store.claim_jobs(worker_id=worker_id, queues=names,
+                                                 limit=20, tasks=registered.served_tasks()))
+    assert sorted(job.id for job in claimed) == sorted(job_ids)
+    registered.close()
