@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     flow_cmd.add_argument("--cases", default=None,
                           help="comma-separated subset of: " + ",".join(
                               c.key for c in flow.cases(flow.FULL)))
+    flow_cmd.add_argument("--jobs", type=int, default=None,
+                          help="backlog of every run (default: 10,000 full, 2,000 quick); a "
+                               "c=100 worker drains 10,000 in about a second, so its rates "
+                               "steady with more")
     flow_cmd.add_argument("--out", type=Path, default=run.RESULTS)
     chord_cmd = commands.add_parser(
         "chord", help="a chord of N parents beside N plain jobs, pgqueue and Celery (4 workers)")
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = flow.QUICK if args.mode == "quick" else flow.FULL
         if args.rounds:
             sizes = dataclasses.replace(sizes, rounds=args.rounds)
+        if args.jobs:
+            sizes = dataclasses.replace(sizes, jobs=args.jobs)
         flow.run(args.before, args.after, sizes, args.mode or "full", args.out,
                  only=args.cases.split(",") if args.cases else None)
         return 0
