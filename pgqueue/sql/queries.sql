@@ -171,11 +171,13 @@ SELECT CASE WHEN due.now THEN 0::float8
                AND (%(tasks)s::text[] IS NULL OR task_name = ANY(%(tasks)s::text[]))
                AND NOT pgqueue.queue_is_paused(queue)) END AS seconds,
        CASE WHEN due.now THEN (
-           SELECT min(extract(epoch FROM r.started_at + l.rate_period)
+           SELECT min(extract(epoch FROM oldest.started_at + l.rate_period)
                       - extract(epoch FROM now()))::float8
            FROM pgqueue.queue_limits AS l
-           JOIN pgqueue.queue_rate_starts AS r ON r.queue = l.queue AND r.slot = l.rate_next
-           WHERE l.rate_limit IS NOT NULL AND r.started_at > now() - l.rate_period
+           CROSS JOIN LATERAL (SELECT r.started_at FROM pgqueue.queue_rate_starts AS r
+                               WHERE r.queue = l.queue AND r.slot = l.rate_next
+                               LIMIT 1) AS oldest
+           WHERE l.rate_limit IS NOT NULL AND oldest.started_at > now() - l.rate_period
              AND (%(queues)s::text[] IS NULL OR l.queue = ANY(%(queues)s::text[]))
              AND NOT pgqueue.queue_is_paused(l.queue)
              AND EXISTS (SELECT 1 FROM pgqueue.jobs AS j
@@ -187,13 +189,18 @@ FROM due;
 -- Asked only when a claim took nothing although jobs are due: if a rate limit holds due jobs of
 -- these queues, how long until its window lets the next one start (the ring's slot rate_next
 -- holds the oldest of the last rate_limit starts, once the ring is full; it leaves the window at
--- that instant + rate_period). NULL: no rate limit holds them (a concurrency limit or a row lock
--- does; the worker finishing a job of that queue claims again at once).
-SELECT min(extract(epoch FROM r.started_at + l.rate_period)
+-- that instant + rate_period). The slot is looked up by its primary key: LIMIT 1 keeps the
+-- planner from making the look-up a walk of every ring (migration 0026). NULL: no rate limit
+-- holds them (a concurrency limit or a row lock does; the worker finishing a job of that queue
+-- claims again at once). For `--one-shot`; the claim loop gets the same with
+-- seconds_until_next_job.
+SELECT min(extract(epoch FROM oldest.started_at + l.rate_period)
            - extract(epoch FROM now()))::float8 AS seconds
 FROM pgqueue.queue_limits AS l
-JOIN pgqueue.queue_rate_starts AS r ON r.queue = l.queue AND r.slot = l.rate_next
-WHERE l.rate_limit IS NOT NULL AND r.started_at > now() - l.rate_period
+CROSS JOIN LATERAL (SELECT r.started_at FROM pgqueue.queue_rate_starts AS r
+                    WHERE r.queue = l.queue AND r.slot = l.rate_next
+                    LIMIT 1) AS oldest
+WHERE l.rate_limit IS NOT NULL AND oldest.started_at > now() - l.rate_period
   AND (%(queues)s::text[] IS NULL OR l.queue = ANY(%(queues)s::text[]))
   AND NOT pgqueue.queue_is_paused(l.queue)
   AND EXISTS (SELECT 1 FROM pgqueue.jobs AS j
