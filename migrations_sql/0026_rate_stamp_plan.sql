@@ -9,9 +9,12 @@
 -- draining 10,000 jobs under a 100000/s limit that never binds ran at 413 jobs/s, 2,227 us of
 -- database CPU a job, where the same drain with statistics ran at 3,654 (auto_explain: "Index
 -- Scan using queue_rate_starts_pkey ... rows=420", "Rows Removed by Join Filter: 419", growing
--- with every claim). Now each limited queue of the claim is probed for its newest slot alone
--- (a LATERAL primary-key look-up whatever the statistics say). The same shape for the idle
--- worker's look-up of when a rate window reopens (pgqueue/sql/queries.sql).
+-- with every claim). The allowance had the same flaw: its count of the next k slots still in
+-- the window read `slot = ANY(...)` as a filter over the queue's whole ring (Rows Removed by
+-- Filter: 9310 in a claim of 10). Now every ring look-up is a primary-key probe of one slot
+-- (LATERAL ... LIMIT 1, which the planner cannot flatten into a join and which has no cheaper
+-- plan whatever the statistics say). The same shape for the idle worker's look-up of when a
+-- rate window reopens (pgqueue/sql/queries.sql).
 --
 -- The function is restated whole (0022's text, changed only where said).
 
@@ -103,12 +106,15 @@ BEGIN
             -- The next `allowance` slots of the ring, oldest first: a start may take each one
             -- that is free or left the window; the others, newer, are a suffix of them.
             allowance := least(allowance, lim.rate_limit);
+            -- 0026: one primary-key probe per slot (a plan made on an unanalyzed ring read
+            -- `slot = ANY(...)` as a filter over the queue's whole ring).
             allowance := allowance - (
-                SELECT count(*) FROM pgqueue.queue_rate_starts AS r
-                WHERE r.queue = this_queue
-                  AND r.slot = ANY(ARRAY(SELECT (lim.rate_next + n) % lim.rate_limit
-                                         FROM generate_series(0, allowance - 1) AS n))
-                  AND r.started_at > checked_at - lim.rate_period)::integer;
+                SELECT count(*) FROM generate_series(0, allowance - 1) AS n
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM pgqueue.queue_rate_starts AS r
+                    WHERE r.queue = this_queue AND r.slot = (lim.rate_next + n) % lim.rate_limit
+                      AND r.started_at > checked_at - lim.rate_period
+                    LIMIT 1) AS in_window)::integer;
             rated := true;
         END IF;
         CONTINUE WHEN allowance <= 0;
