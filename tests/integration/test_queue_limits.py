@@ -280,3 +280,33 @@ def test_a_worker_held_back_by_a_concurrency_limit_claims_as_soon_as_its_job_end
                       "FROM pgqueue.jobs AS f, pgqueue.jobs AS s WHERE f.id = %s AND s.id = %s",
                  (first, second))
     assert 0 <= gap < 0.3, f"the second job started {gap:.3f} s after the first ended"
+
+
+def test_a_rate_limited_claim_reads_only_its_own_ring_slots_after_an_empty_analyze(
+    app: pgqueue.App, dsn: str
+) -> None:
+    """A rate limit set moments ago has a ring whose statistics say empty (analyzed before any
+    start: `vacuumdb --analyze` after an upgrade, autovacuum). The claim function's generic
+    plan, made at the session's first claim, must still probe slots by primary key: a plan that
+    filtered the whole ring read every start recorded so far on every claim (migration 0026; a
+    never-binding 100000/s limit drained at 413 jobs/s instead of ~3,500). Index tuples read
+    from the ring stay about one per claim however full the ring gets."""
+    _limit(dsn, "api", "rate_limit", "100000/s")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE pgqueue.queue_rate_starts")
+    claims = 150
+    core_app.add.using(queue="api").defer_many([(n, n) for n in range(claims * 10)])
+    worker_id = app.db.run(store.register_worker(name="w", hostname="h", pid=1, queues=None,
+                                                 concurrency=10))
+    claim = store.claim_jobs(worker_id=worker_id, queues=None, limit=10)
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as conn:
+        for _ in range(claims):
+            assert len(conn.execute(claim.sql, claim.params).fetchall()) == 10
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT idx_tup_read FROM pg_stat_user_indexes "
+                           "WHERE indexrelname = 'queue_rate_starts_pkey'").fetchone()
+        ring = conn.execute("SELECT count(*) FROM pgqueue.queue_rate_starts").fetchone()
+    assert ring is not None and ring[0] == claims * 10
+    assert row is not None and row[0] < 5 * claims, (
+        f"{row[0]} ring entries read by {claims} claims of 10")
