@@ -151,11 +151,17 @@ def _claimed_job(
     return ClaimedJob(job_id, task_name, queue, args, kwargs, *rest)
 
 
-def _array(values: Iterable[object]) -> str:
-    """ids or claim tokens as the text of a bigint[] / uuid[] (the queries cast them): psycopg's
-    list dumper inspects every element, 54 µs for the 10 ids and 10 tokens of one
-    acknowledgement, against 15 µs for this."""
+def _array(values: Iterable[int]) -> str:
+    """ids as the text of a bigint[] (the queries cast them): psycopg's list dumper inspects
+    every element, 54 µs for the 10 ids and 10 tokens of one acknowledgement, against 15 µs
+    this way."""
     return "{" + ",".join(map(str, values)) + "}"
+
+
+def _tokens(values: Iterable[uuid.UUID]) -> str:
+    """Claim tokens as the text of a uuid[]: 32 hex digits each, which Postgres reads as a uuid
+    (half the cost of str())."""
+    return "{" + ",".join(token.hex for token in values) + "}"
 
 
 @functools.lru_cache(maxsize=64)
@@ -230,13 +236,13 @@ def mark_succeeded(
     if all(result == "null" for result in results_json):
         # Most tasks return None: no results array to build, send and unnest.
         return _acknowledgement("mark_succeeded_returning_none", ids=_array(ids),
-                                tokens=_array(tokens))
-    return _acknowledgement("mark_succeeded", ids=_array(ids), tokens=_array(tokens),
+                                tokens=_tokens(tokens))
+    return _acknowledgement("mark_succeeded", ids=_array(ids), tokens=_tokens(tokens),
                             results=list(results_json))
 
 
 def delete_finished(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
-    return _acknowledgement("delete_finished", ids=_array(ids), tokens=_array(tokens))
+    return _acknowledgement("delete_finished", ids=_array(ids), tokens=_tokens(tokens))
 
 
 def mark_failed(
@@ -244,12 +250,12 @@ def mark_failed(
     error_messages: Sequence[str], tracebacks: Sequence[str | None],
 ) -> Call[list[int]]:
     return _acknowledgement(
-        "mark_failed", ids=_array(ids), tokens=_array(tokens), error_types=list(error_types),
+        "mark_failed", ids=_array(ids), tokens=_tokens(tokens), error_types=list(error_types),
         error_messages=list(error_messages), tracebacks=list(tracebacks))
 
 
 def mark_cancelled(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
-    return _acknowledgement("mark_cancelled", ids=_array(ids), tokens=_array(tokens))
+    return _acknowledgement("mark_cancelled", ids=_array(ids), tokens=_tokens(tokens))
 
 
 def retry_later(
@@ -258,13 +264,13 @@ def retry_later(
     error_messages: Sequence[str | None], tracebacks: Sequence[str | None],
 ) -> Call[list[int]]:
     return _acknowledgement(
-        "retry_later", ids=_array(ids), tokens=_array(tokens), delays=list(delays),
+        "retry_later", ids=_array(ids), tokens=_tokens(tokens), delays=list(delays),
         refunds=list(refunds), error_types=list(error_types),
         error_messages=list(error_messages), tracebacks=list(tracebacks))
 
 
 def release_jobs(ids: Sequence[int], tokens: Sequence[uuid.UUID]) -> Call[list[int]]:
-    return _acknowledgement("release_jobs", ids=_array(ids), tokens=_array(tokens))
+    return _acknowledgement("release_jobs", ids=_array(ids), tokens=_tokens(tokens))
 
 
 def set_progress(
@@ -274,7 +280,7 @@ def set_progress(
     that landed."""
     return _acknowledgement(
         "set_progress", ids=_array(job.id for job in jobs),
-        tokens=_array(job.claim_token for job in jobs),
+        tokens=_tokens(job.claim_token for job in jobs),
         progress=[u.progress for u in updates], messages=[u.message for u in updates],
         metas=[u.meta_json() for u in updates])
 

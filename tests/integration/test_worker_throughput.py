@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -131,7 +132,7 @@ def test_results_of_none_are_stored_as_json_null_next_to_real_results(
 
 
 def test_a_none_only_batch_uses_the_query_without_results() -> None:
-    token: Any = "00000000-0000-0000-0000-000000000000"
+    token = uuid.UUID(int=0)
     assert store.mark_succeeded([1, 2], [token, token], ["null", "null"]).query_name == (
         "mark_succeeded_returning_none")
     assert store.mark_succeeded([1, 2], [token, token], ["null", "1"]).query_name == (
