@@ -155,7 +155,10 @@ SELECT set_config('idle_in_transaction_session_timeout', %(idle_in_transaction)s
 -- under a binding concurrency limit: benchmarks/flow_experiments.py functions).
 -- rate_reopens_in, only when jobs are due: as seconds_until_rate_limit_reopens (below), in the
 -- same round trip, for a worker held back by a limit asks this after every claim that came up
--- short.
+-- short. Every part stops at its first row whatever the backlog: each queue's due job is a
+-- LATERAL ... LIMIT 1 probe (as an EXISTS, the planner made it a semi-join that grouped every
+-- due job of the backlog, each time a held-back worker asked), and the worker's sessions price
+-- bitmap scans out (one reads every matching index entry before its first row).
 WITH due AS (
     SELECT EXISTS (
         SELECT 1 FROM pgqueue.jobs
@@ -177,12 +180,13 @@ SELECT CASE WHEN due.now THEN 0::float8
            CROSS JOIN LATERAL (SELECT r.started_at FROM pgqueue.queue_rate_starts AS r
                                WHERE r.queue = l.queue AND r.slot = l.rate_next
                                LIMIT 1) AS oldest
+           CROSS JOIN LATERAL (SELECT 1 FROM pgqueue.jobs AS j
+                               WHERE j.state = 'queued' AND j.queue = l.queue
+                                 AND j.run_at <= now()
+                               LIMIT 1) AS due_here
            WHERE l.rate_limit IS NOT NULL AND oldest.started_at > now() - l.rate_period
              AND (%(queues)s::text[] IS NULL OR l.queue = ANY(%(queues)s::text[]))
-             AND NOT pgqueue.queue_is_paused(l.queue)
-             AND EXISTS (SELECT 1 FROM pgqueue.jobs AS j
-                         WHERE j.state = 'queued' AND j.queue = l.queue
-                           AND j.run_at <= now())) END AS rate_reopens_in
+             AND NOT pgqueue.queue_is_paused(l.queue)) END AS rate_reopens_in
 FROM due;
 
 -- name: seconds_until_rate_limit_reopens
@@ -200,11 +204,12 @@ FROM pgqueue.queue_limits AS l
 CROSS JOIN LATERAL (SELECT r.started_at FROM pgqueue.queue_rate_starts AS r
                     WHERE r.queue = l.queue AND r.slot = l.rate_next
                     LIMIT 1) AS oldest
+CROSS JOIN LATERAL (SELECT 1 FROM pgqueue.jobs AS j
+                    WHERE j.state = 'queued' AND j.queue = l.queue AND j.run_at <= now()
+                    LIMIT 1) AS due_here
 WHERE l.rate_limit IS NOT NULL AND oldest.started_at > now() - l.rate_period
   AND (%(queues)s::text[] IS NULL OR l.queue = ANY(%(queues)s::text[]))
-  AND NOT pgqueue.queue_is_paused(l.queue)
-  AND EXISTS (SELECT 1 FROM pgqueue.jobs AS j
-              WHERE j.state = 'queued' AND j.queue = l.queue AND j.run_at <= now());
+  AND NOT pgqueue.queue_is_paused(l.queue);
 
 -- name: mark_succeeded
 -- Batch acknowledgement: one statement for many jobs; the claim token fences out lost claims.

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import tuple_row
 
 from pgqueue import store
 from pgqueue.db import arun_on
@@ -152,3 +154,40 @@ def test_claims_and_acks_stay_o_batch_on_plans_cached_while_the_table_was_empty(
     reads = asyncio.run(run())
     bounded = all(claim <= 4 * BATCH and ack <= 4 * BATCH for claim, ack in reads)
     assert bounded == (planner_settings == "worker's"), reads
+
+
+@pytest.mark.parametrize("queues", [None, ["bench", "other"]])
+def test_a_held_back_workers_next_job_question_stops_at_the_first_row(
+    conn: psycopg.Connection, dsn: str, queues: list[str] | None
+) -> None:
+    """A worker held back by a limit asks when the next job is due after every claim that came
+    up short. On its own session (the worker's planner settings) the question must read a few
+    pages whatever the backlog: as shipped before, a bitmap scan read the claim index's every
+    due entry, an EXISTS became a semi-join grouping every due job, and a sequential scan of
+    pgqueue.queue_limits priced at 10^10 (seqscans off) made Postgres JIT-compile the statement
+    (340 ms each time)."""
+    conn.execute("ALTER TABLE pgqueue.jobs SET (autovacuum_enabled = off)")
+    conn.execute("ANALYZE pgqueue.jobs")
+    _fill(conn, 20_000)
+    conn.execute("SELECT pgqueue.set_queue_limit('bench', 'concurrency', '5')")
+    call = store.seconds_until_next_job(queues=queues, tasks=["t"])
+
+    async def explain() -> dict[str, Any]:
+        worker_session = DedicatedConnection(dsn)
+        try:
+            async with worker_session.session() as session:
+                for _ in range(6):  # past the custom plans: the generic one is cached
+                    await arun_on(session, call)
+                cursor = session.cursor(row_factory=tuple_row)
+                await cursor.execute(
+                    "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + call.sql, call.params)
+                row = await cursor.fetchone()
+                assert row is not None
+                return row[0][0]
+        finally:
+            await worker_session.close()
+
+    plan = asyncio.run(explain())
+    pages = plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
+    assert "JIT" not in plan, "the worker's statements are never compiled"
+    assert pages < 60, f"{pages} pages read to find one due job among 20,000"
