@@ -193,14 +193,6 @@ def bound_transaction(bounds: Mapping[str, str]) -> Call[None]:
         "statement": bounds["statement_timeout"]}, lambda rows: None)
 
 
-def seconds_until_rate_limit_reopens(*, queues: Sequence[str] | None) -> Call[float | None]:
-    """None unless a rate limit holds due jobs of `queues`; else seconds until one may start."""
-    return Call("seconds_until_rate_limit_reopens",
-                {"queues": _names_or_none(queues)},
-                lambda rows: None if not rows or rows[0]["seconds"] is None
-                else max(0.0, rows[0]["seconds"]))
-
-
 class NextJob(NamedTuple):
     seconds: float | None
     """Until the next queued job is due: None, none queued; 0, one is due now."""

@@ -153,9 +153,12 @@ SELECT set_config('idle_in_transaction_session_timeout', %(idle_in_transaction)s
 -- them): that walk stops at the first one, where min(run_at) read every queued row and called
 -- queue_is_paused for each (882,655 calls, 62 % of the database's time, draining 3,000 jobs
 -- under a binding concurrency limit: benchmarks/flow_experiments.py functions).
--- rate_reopens_in, only when jobs are due: as seconds_until_rate_limit_reopens (below), in the
--- same round trip, for a worker held back by a limit asks this after every claim that came up
--- short. Every part stops at its first row whatever the backlog: each queue's due job is a
+-- rate_reopens_in, only when jobs are due: if a rate limit holds due jobs of these queues, how
+-- long until its window lets the next one start (the ring's slot rate_next holds the oldest of
+-- the last rate_limit starts once the ring is full; it leaves the window at that instant +
+-- rate_period); NULL when none does (a concurrency limit or a row lock holds them). In the same
+-- round trip, for a worker held back by a limit asks this after every claim that came up short
+-- (and `--one-shot` before it exits). Every part stops at its first row whatever the backlog: each queue's due job is a
 -- LATERAL ... LIMIT 1 probe (as an EXISTS, the planner made it a semi-join that grouped every
 -- due job of the backlog, each time a held-back worker asked), and the worker's sessions price
 -- bitmap scans out (one reads every matching index entry before its first row).
@@ -188,28 +191,6 @@ SELECT CASE WHEN due.now THEN 0::float8
              AND (%(queues)s::text[] IS NULL OR l.queue = ANY(%(queues)s::text[]))
              AND NOT pgqueue.queue_is_paused(l.queue)) END AS rate_reopens_in
 FROM due;
-
--- name: seconds_until_rate_limit_reopens
--- Asked only when a claim took nothing although jobs are due: if a rate limit holds due jobs of
--- these queues, how long until its window lets the next one start (the ring's slot rate_next
--- holds the oldest of the last rate_limit starts, once the ring is full; it leaves the window at
--- that instant + rate_period). The slot is looked up by its primary key: LIMIT 1 keeps the
--- planner from making the look-up a walk of every ring (migration 0026). NULL: no rate limit
--- holds them (a concurrency limit or a row lock does; the worker finishing a job of that queue
--- claims again at once). For `--one-shot`; the claim loop gets the same with
--- seconds_until_next_job.
-SELECT min(extract(epoch FROM oldest.started_at + l.rate_period)
-           - extract(epoch FROM now()))::float8 AS seconds
-FROM pgqueue.queue_limits AS l
-CROSS JOIN LATERAL (SELECT r.started_at FROM pgqueue.queue_rate_starts AS r
-                    WHERE r.queue = l.queue AND r.slot = l.rate_next
-                    LIMIT 1) AS oldest
-CROSS JOIN LATERAL (SELECT 1 FROM pgqueue.jobs AS j
-                    WHERE j.state = 'queued' AND j.queue = l.queue AND j.run_at <= now()
-                    LIMIT 1) AS due_here
-WHERE l.rate_limit IS NOT NULL AND oldest.started_at > now() - l.rate_period
-  AND (%(queues)s::text[] IS NULL OR l.queue = ANY(%(queues)s::text[]))
-  AND NOT pgqueue.queue_is_paused(l.queue);
 
 -- name: mark_succeeded
 -- Batch acknowledgement: one statement for many jobs; the claim token fences out lost claims.

@@ -129,10 +129,11 @@ async def _idle_timeout(
 async def _rate_limit_reopens_in(worker: Worker, group: SlotGroup) -> float | None:
     """When a rate limit holds this group's due jobs: seconds until its window reopens."""
     try:
-        return await worker.claim_connection.run(store.seconds_until_rate_limit_reopens(
-            queues=group.queues))
+        next_job = await worker.claim_connection.run(store.seconds_until_next_job(
+            queues=group.queues, tasks=worker.served_tasks))
     except DatabaseUnavailable:
         return None
+    return next_job.rate_reopens_in
 
 
 class UnclaimableDueJobs:
